@@ -1,0 +1,1 @@
+"""leadflow: lead intake and assignment backend."""

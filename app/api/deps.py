@@ -1,0 +1,49 @@
+"""Per-request dependencies: the unit of work, the clock, the admin check."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import unit_of_work
+from app.domain.clock import Clock
+from app.domain.errors import Unauthorized
+from app.domain.intake.service import IntakeContext
+from app.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="The admin token from LEADFLOW_ADMIN_TOKEN")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_clock(request: Request) -> Clock:
+    return request.app.state.clock
+
+
+def get_intake_context(request: Request) -> IntakeContext:
+    state = request.app.state
+    return IntakeContext(sessions=state.sessions, redis=state.redis, settings=state.settings, clock=state.clock)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, committed when the endpoint returns without error."""
+    async with unit_of_work(request.app.state.sessions) as session:
+        yield session
+
+
+def require_admin(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> str:
+    token = request.app.state.settings.admin_token
+    if token is None:
+        raise Unauthorized("admin API disabled: LEADFLOW_ADMIN_TOKEN is not set", extra={"code": "no_admin_token"})
+    given = credentials.credentials if credentials else ""
+    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        raise Unauthorized("a valid admin bearer token is required", extra={"code": "invalid_token"})
+    return "admin"

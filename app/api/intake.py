@@ -1,0 +1,135 @@
+"""POST /v1/intake/{source_key}: the public webhook every form channel posts to."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from app.api.deps import get_intake_context
+from app.api.problems import problem_responses
+from app.domain.errors import DomainError
+from app.domain.intake.preflight import check_preflight
+from app.domain.intake.schemas import IncomingRequest, IntakeResult
+from app.domain.intake.service import IntakeContext, receive_submission
+from app.metrics import INTAKE_LATENCY, INTAKE_REQUESTS
+
+router = APIRouter(tags=["intake"])
+
+
+class IntakeAccepted(BaseModel):
+    lead_id: str = Field(description="Human-readable lead number to quote to support",
+                         examples=["LD-20261124-000123"])
+    submission_id: uuid.UUID
+    status: Literal["accepted", "duplicate", "merged"] = Field(
+        description="accepted: new lead; duplicate: same submission seen before (original lead id); "
+                    "merged: added as an inquiry to an open lead with the same phone")
+
+
+class DouyinAck(IntakeAccepted):
+    """Ocean Engine expects {code: 0, message: "success"}; our ids ride along."""
+
+    code: int = 0
+    message: str = "success"
+
+
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "description": "The channel's own payload. Douyin sources take the Ocean Engine lead push.",
+        "content": {
+            "application/json": {"schema": {"type": "object", "additionalProperties": True}},
+            "application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": True}},
+        },
+    },
+    "parameters": [
+        {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
+         "description": "Same key again → the original lead id, nothing new is created"},
+        {"name": "X-Leadflow-Timestamp", "in": "header", "required": False, "schema": {"type": "string"},
+         "description": "hmac sources: Unix seconds"},
+        {"name": "X-Leadflow-Signature", "in": "header", "required": False, "schema": {"type": "string"},
+         "description": "hmac sources: sha256=hex(HMAC-SHA256(secret, timestamp + '.' + body))"},
+    ],
+}
+
+
+async def read_limited_body(request: Request, limit: int) -> tuple[bytes, bool]:
+    """Read at most `limit` bytes; the flag says the body was longer (and was cut)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            chunks.append(chunk[: max(0, limit - (size - len(chunk)))])
+            return b"".join(chunks), True
+        chunks.append(chunk)
+    return b"".join(chunks), False
+
+
+def client_address(request: Request, trust_forwarded_for: bool) -> str | None:
+    if trust_forwarded_for and (forwarded := request.headers.get("x-forwarded-for")):
+        return forwarded.split(",")[0].strip()[:64]
+    return request.client.host if request.client else None
+
+
+def _cors_headers(origin: str | None) -> dict[str, str]:
+    if not origin:
+        return {}
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+            "Access-Control-Expose-Headers": "Retry-After"}
+
+
+@router.post(
+    "/v1/intake/{source_key}",
+    summary="Submit a lead from a form channel",
+    status_code=201,
+    response_model=IntakeAccepted,
+    responses={200: {"model": IntakeAccepted | DouyinAck,
+                     "description": "duplicate or merged; douyin sources always answer 200 in their shape"},
+               **problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503)},
+    openapi_extra=_BODY_DOC,
+)
+async def submit_lead(
+    source_key: str, request: Request, ctx: IntakeContext = Depends(get_intake_context)
+) -> Response:
+    started = time.perf_counter()
+    body, truncated = await read_limited_body(request, ctx.settings.max_body_bytes)
+    incoming = IncomingRequest(
+        source_key=source_key, body=body, body_truncated=truncated,
+        content_type=request.headers.get("content-type"),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        remote_addr=client_address(request, ctx.settings.trust_forwarded_for),
+    )
+    origin = request.headers.get("origin")
+    try:
+        result = await receive_submission(ctx, incoming)
+    except DomainError as error:
+        INTAKE_REQUESTS.labels(source_key, "refused_" + error.code).inc()
+        error.headers = _cors_headers(origin)  # type: ignore[attr-defined]  # browsers must read the problem
+        raise
+    finally:
+        INTAKE_LATENCY.labels(source_key).observe(time.perf_counter() - started)
+    INTAKE_REQUESTS.labels(source_key, result.status).inc()
+    return _answer(result, origin)
+
+
+def _answer(result: IntakeResult, origin: str | None) -> JSONResponse:
+    body = {"lead_id": result.lead_number, "submission_id": str(result.submission_id), "status": result.status}
+    if result.source_kind == "douyin":
+        return JSONResponse({"code": 0, "message": "success", **body}, status_code=200)
+    status = 201 if result.status == "accepted" else 200
+    return JSONResponse(body, status_code=status, headers=_cors_headers(origin))
+
+
+@router.options("/v1/intake/{source_key}", summary="CORS preflight for browser sources", status_code=204,
+                responses=problem_responses(403, 404, 503))
+async def preflight(source_key: str, request: Request, ctx: IntakeContext = Depends(get_intake_context)) -> Response:
+    origin = request.headers.get("origin")
+    allowed = await check_preflight(ctx, source_key, origin)
+    return Response(status_code=204, headers={
+        **_cors_headers(allowed), "Access-Control-Allow-Methods": "POST, OPTIONS",
+        "Access-Control-Allow-Headers": "Content-Type, Idempotency-Key", "Access-Control-Max-Age": "600"})

@@ -1,0 +1,211 @@
+"""`leadflow` command line: run everything, or one part (api, worker, migrate), and ops verbs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import typer
+
+from app.settings import Settings, get_settings
+
+cli = typer.Typer(help="leadflow: lead intake and assignment backend", no_args_is_help=True)
+sources_cli = typer.Typer(help="Source configuration")
+cli.add_typer(sources_cli, name="sources")
+
+
+def _echo(message: str) -> None:
+    typer.echo(f"leadflow: {message}", err=True)
+
+
+def start_embedded_if_needed(settings: Settings) -> dict[str, str]:
+    """Start embedded PostgreSQL/Redis for whichever URL is unset; return the env vars to pass on."""
+    env: dict[str, str] = {}
+    if settings.database_url and settings.redis_url:
+        return env
+    warnings.filterwarnings("ignore", module="platformdirs")
+    from app.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    root = settings.data_dir.resolve()
+    if not settings.database_url:
+        pg = EmbeddedPostgres(root / "postgres")
+        pg.start()
+        env["DATABASE_URL"] = pg.create_database("leadflow")
+        _echo(f"embedded PostgreSQL on 127.0.0.1:{pg.port} (data in {pg.pgdata})")
+    if not settings.redis_url:
+        redis = EmbeddedRedis(root / "redis")
+        env["REDIS_URL"] = redis.start()
+        _echo(f"embedded Redis on 127.0.0.1:{redis.port}")
+    return env
+
+
+def _admin_token(settings: Settings) -> dict[str, str]:
+    if settings.admin_token is not None:
+        return {}
+    path = settings.data_dir / "admin_token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    _echo(f"LEADFLOW_ADMIN_TOKEN not set: using the generated token in {path}")
+    return {"LEADFLOW_ADMIN_TOKEN": path.read_text().strip()}
+
+
+def _stop_embedded(settings: Settings, env: dict[str, str]) -> None:
+    from app.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    root = settings.data_dir.resolve()
+    if "REDIS_URL" in env:
+        EmbeddedRedis(root / "redis").stop()
+    if "DATABASE_URL" in env:
+        EmbeddedPostgres(root / "postgres").stop()
+
+
+@cli.command()
+def run(
+    port: int = typer.Option(None, help="API port (default: PORT or 8000)"),
+    workers: int = typer.Option(1, help="arq worker processes"),
+) -> None:
+    """Start everything on this machine: embedded servers if needed, migrations, the API and its worker."""
+    settings = get_settings()
+    env = start_embedded_if_needed(settings)
+    os.environ.update(env)
+    env.update(_admin_token(settings))
+    os.environ.update(env)
+    get_settings.cache_clear()
+    settings = get_settings()
+    _migrate(settings)
+    _load_sources_file(settings)
+    child_env = {**os.environ, **env}
+    api_cmd = [sys.executable, "-m", "uvicorn", "app.main:app_from_env", "--factory", "--host", settings.host,
+               "--port", str(port or settings.port), "--no-access-log", "--log-level", "warning"]
+    worker_cmd = [sys.executable, "-m", "app.cli", "worker"]
+    procs = {"api": subprocess.Popen(api_cmd, env=child_env)}
+    for index in range(workers):
+        procs[f"worker{index}"] = subprocess.Popen(worker_cmd, env=child_env)
+    _echo(f"API on http://{settings.host}:{port or settings.port}  (Ctrl-C stops everything)")
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping:
+            time.sleep(0.5)
+            for name, proc in list(procs.items()):
+                if proc.poll() is None:
+                    continue
+                if name == "api":
+                    _echo(f"API exited with {proc.returncode}; stopping")
+                    stopping = True
+                    break
+                _echo(f"{name} exited with {proc.returncode}; restarting it")
+                procs[name] = subprocess.Popen(worker_cmd, env=child_env)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        _stop_embedded(settings, env)
+        _echo("stopped")
+
+
+@cli.command()
+def api(port: int = typer.Option(None), host: str = typer.Option(None)) -> None:
+    """Serve only the HTTP API (uses DATABASE_URL / REDIS_URL as given)."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run("app.main:app_from_env", factory=True, host=host or settings.host, port=port or settings.port,
+                access_log=False, log_level="warning")
+
+
+@cli.command()
+def worker() -> None:
+    """Run one arq worker: assignment jobs, outbox sweep, heartbeat."""
+    from app.logs import configure_logging
+    from app.workers.settings import build_worker
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    build_worker(settings).run()
+
+
+def _migrate(settings: Settings) -> None:
+    from app.migrate import upgrade_to_head
+
+    upgrade_to_head(settings.require_database_url())
+    _echo("database at the latest migration")
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply database migrations up to head."""
+    settings = get_settings()
+    os.environ.update(start_embedded_if_needed(settings) if not settings.database_url else {})
+    get_settings.cache_clear()
+    _migrate(get_settings())
+
+
+def _load_sources_file(settings: Settings, path: Path | None = None) -> None:
+    path = path or settings.sources_file
+    if path is None:
+        return
+    from app.db import create_engine, create_sessionmaker, unit_of_work
+    from app.domain.clock import SystemClock
+    from app.domain.sources.service import load_sources, parse_sources_file
+
+    items = parse_sources_file(path)
+
+    async def _load() -> list[str]:
+        engine = create_engine(settings.require_database_url(), pool_size=1)
+        try:
+            async with unit_of_work(create_sessionmaker(engine)) as session:
+                return [s.key for s in await load_sources(session, items, SystemClock())]
+        finally:
+            await engine.dispose()
+
+    keys = asyncio.run(_load())
+    _echo(f"loaded {len(keys)} source(s) from {path}: {', '.join(keys)}")
+
+
+@sources_cli.command("load")
+def sources_load(path: Path) -> None:
+    """Create or update sources from a YAML file (`sources: [...]`)."""
+    _load_sources_file(get_settings(), path)
+
+
+@cli.command()
+def openapi(output: Path = typer.Option(Path("openapi/openapi.json"))) -> None:
+    """Write the OpenAPI contract the front-end teams build against."""
+    from app.main import create_app
+
+    output.write_text(render_openapi(create_app(Settings(DATABASE_URL="x", REDIS_URL="x"))) )
+    _echo(f"wrote {output}")
+
+
+def render_openapi(app) -> str:
+    return json.dumps(app.openapi(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

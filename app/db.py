@@ -1,0 +1,89 @@
+"""Engine, session factory, the one MetaData (with a constraint naming convention), and the unit of work."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+import asyncpg
+import uuid6
+from sqlalchemy import DateTime, MetaData, exc
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+from app.domain.errors import Unavailable
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+def new_id() -> uuid.UUID:
+    """A time-sortable UUIDv7 for internal ids."""
+    return uuid6.uuid7()
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        # A dead database must surface as 503 in seconds, not hang a form visitor.
+        connect_args={"timeout": 3, "command_timeout": 15, "server_settings": {"timezone": "UTC"}},
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+_UNAVAILABLE_ERRORS = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """True when the error means "cannot reach / use the database now", as opposed to a bug or bad data."""
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, exc.TimeoutError):  # pool checkout timeout
+        return True
+    if isinstance(error, _UNAVAILABLE_ERRORS):
+        return True
+    orig = getattr(error, "orig", None)
+    cause = error.__cause__
+    return any(isinstance(e, _UNAVAILABLE_ERRORS) for e in (orig, cause) if e is not None)
+
+
+@asynccontextmanager
+async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One transaction: commits on success, rolls back on error; connectivity errors become Unavailable."""
+    try:
+        async with sessions() as session, session.begin():
+            yield session
+    except Unavailable:
+        raise
+    except Exception as error:
+        if is_database_unavailable(error):
+            raise Unavailable("database", str(error).splitlines()[0][:200]) from error
+        raise

@@ -1,0 +1,1 @@
+"""Business rules and persistence. No FastAPI, no HTTP status codes here."""

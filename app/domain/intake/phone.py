@@ -1,0 +1,54 @@
+"""R1.5: mainland China mobile numbers in every common spelling → E.164."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType
+
+from app.domain.errors import FieldError
+
+# Separators people type between digit groups, full-width ones included.
+_SEPARATORS = re.compile(r"[\s\-‐‑–—.()（）·/]+")
+_BARE_COUNTRY_CODE = re.compile(r"^86(1\d{10})$")
+_DIGITS = re.compile(r"^\+?\d+$")  # \d is Unicode-aware: full-width digits pass
+_MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+def normalize_mainland_mobile(raw: object, *, field: str = "phone") -> tuple[str | None, FieldError | None]:
+    """Return (E.164, None) for a mainland mobile number, else (None, the reason as a FieldError).
+
+    Accepts spaces, dashes, dots and brackets, full-width digits, and the prefixes +86, 0086, 86 and
+    (+86). A bare "86" prefix is read as the country code only when what follows is an 11-digit mobile.
+    """
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None, FieldError(field, "required", "phone is required")
+    if not isinstance(raw, str | int):
+        return None, FieldError(field, "invalid_type", "phone must be a string")
+    text = _SEPARATORS.sub("", str(raw).strip()).replace("＋", "+")
+    if not _DIGITS.match(text):
+        return None, FieldError(field, "invalid_phone", "phone may hold only digits, spaces, dashes and +")
+    text = ("+" if text.startswith("+") else "") + phonenumbers.normalize_digits_only(text)
+    bare = _BARE_COUNTRY_CODE.match(text)
+    if bare:
+        text = bare.group(1)
+    try:
+        number = phonenumbers.parse(text, "CN")
+    except NumberParseException:
+        return None, FieldError(field, "invalid_phone", "not a phone number")
+    if number.country_code != 86:
+        return None, FieldError(field, "not_mainland_mobile", "only mainland China mobile numbers are accepted")
+    if not phonenumbers.is_valid_number(number):
+        return None, FieldError(field, "invalid_phone", "not a valid mainland China phone number")
+    if phonenumbers.number_type(number) not in _MOBILE_TYPES:
+        return None, FieldError(field, "not_mainland_mobile", "a mobile number is required, not a landline")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
+
+
+_MOBILE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?!\d)")
+
+
+def mask_phones(text: str) -> str:
+    """Mask every mainland mobile number inside free text: 13812348000 → 138****8000."""
+    return _MOBILE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)

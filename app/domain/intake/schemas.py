@@ -1,0 +1,51 @@
+"""What intake takes in from the HTTP layer and gives back."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+from app.domain.errors import DomainError
+
+IntakeStatus = Literal["accepted", "duplicate", "merged"]
+
+
+@dataclass
+class IncomingRequest:
+    """One request as it reached us; the body is kept byte for byte."""
+
+    source_key: str
+    body: bytes
+    content_type: str | None
+    headers: dict[str, str]  # lower-cased names
+    remote_addr: str | None
+    body_truncated: bool = False
+
+    @property
+    def origin(self) -> str | None:
+        return self.headers.get("origin")
+
+    @property
+    def idempotency_key(self) -> str | None:
+        value = self.headers.get("idempotency-key", "").strip()
+        return value[:200] or None
+
+
+@dataclass
+class IntakeResult:
+    lead_number: str
+    submission_id: uuid.UUID
+    status: IntakeStatus
+    source_kind: str
+    lead_id: uuid.UUID | None = None
+    outbox_ids: list[uuid.UUID] = field(default_factory=list)
+    allowed_origin: str | None = None  # echo for CORS
+
+
+@dataclass
+class Rejection:
+    """A refused request, already stored; raised after the transaction that stored it commits."""
+
+    error: DomainError
+    submission_id: uuid.UUID | None = None

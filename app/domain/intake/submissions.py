@@ -1,0 +1,102 @@
+"""R1.6: stored submissions — listing them and replaying rejected ones once the mapping is fixed."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import new_id, unit_of_work
+from app.domain.errors import Conflict, NotFound
+from app.domain.intake.models import KEYED_OUTCOMES, Submission
+from app.domain.intake.parsing import BodyError, parse_body
+from app.domain.intake.schemas import IntakeResult, Rejection
+from app.domain.intake.service import IntakeContext, _accept_payload, _reject
+from app.domain.errors import MalformedBody
+from app.domain.outbox.relay import relay_now
+from app.domain.sources.models import Source
+from app.domain.sources.service import get_source
+
+
+async def list_submissions(
+    session: AsyncSession, source_key: str, *, outcome: str | None, before: datetime | None, limit: int
+) -> list[Submission]:
+    """Newest first; page with `before` = the last item's received_at."""
+    source = await get_source(session, source_key)
+    query = select(Submission).where(Submission.source_id == source.id)
+    if outcome:
+        query = query.where(Submission.outcome == outcome)
+    if before:
+        query = query.where(Submission.received_at < before)
+    return list(await session.scalars(query.order_by(Submission.received_at.desc()).limit(limit)))
+
+
+async def get_submission(session: AsyncSession, submission_id: uuid.UUID) -> Submission:
+    submission = await session.get(Submission, submission_id)
+    if submission is None:
+        raise NotFound(f"no submission {submission_id}")
+    return submission
+
+
+async def replay_submission(ctx: IntakeContext, submission_id: uuid.UUID) -> IntakeResult:
+    """Run a rejected submission's stored body through today's source config, as a new linked submission.
+
+    The caller (an admin) vouches for it, so signature, origin and rate checks are not repeated. Replaying
+    again after a successful replay returns that replay's lead instead of creating another.
+    """
+    async with unit_of_work(ctx.sessions) as session:
+        original = await session.scalar(
+            select(Submission).where(Submission.id == submission_id).with_for_update())
+        if original is None:
+            raise NotFound(f"no submission {submission_id}")
+        outcome = await _replay_locked(ctx, session, original)
+    if isinstance(outcome, Rejection):
+        outcome.error.extra.setdefault("submission_id", str(outcome.submission_id))
+        outcome.error.extra.setdefault("replay_of", str(submission_id))
+        raise outcome.error
+    if outcome.outbox_ids:
+        await relay_now(ctx.redis, outcome.outbox_ids)
+    return outcome
+
+
+async def _replay_locked(ctx: IntakeContext, session: AsyncSession, original: Submission):
+    if original.outcome != "rejected":
+        raise Conflict(f"only rejected submissions can be replayed; this one is {original.outcome}",
+                       extra={"code": "not_rejected"})
+    if original.replayed_by_id is not None:
+        previous = await session.get(Submission, original.replayed_by_id)
+        if previous is not None and previous.outcome in KEYED_OUTCOMES + ("duplicate",):
+            return IntakeResult(lead_number=previous.answered_lead_number or "", submission_id=previous.id,
+                                status="duplicate", source_kind="", lead_id=previous.lead_id)
+    if original.body_truncated:
+        raise Conflict("the stored body was cut at the size limit and cannot be replayed",
+                       extra={"code": "body_truncated"})
+    source = await session.get(Source, original.source_id)
+    assert source is not None
+    if not source.enabled:
+        raise Conflict(f"source {source.key!r} is disabled; enable it before replaying",
+                       extra={"code": "source_disabled"})
+    replay = Submission(
+        id=new_id(), source_id=source.id, received_at=ctx.clock.now(), content_type=original.content_type,
+        raw_body=original.raw_body, body_truncated=False, body_sha256=original.body_sha256,
+        headers=original.headers, remote_addr=original.remote_addr, reasons=[], mapping_log=[],
+        replay_of_id=original.id,
+    )
+    original.replayed_by_id = replay.id
+    try:
+        payload = parse_body(original.raw_body, original.content_type)
+    except BodyError as error:
+        outcome = _reject(session, replay, MalformedBody(error.message, extra={"code": error.code}), [])
+    else:
+        outcome = await _accept_payload(ctx, session, source, replay, payload,
+                                        original.headers.get("idempotency-key"))
+    if isinstance(outcome, IntakeResult):
+        outcome.source_kind = source.kind
+    await session.flush()
+    return outcome
+
+
+async def source_for(session: AsyncSession, key: str) -> Source:
+    return await get_source(session, key)

@@ -1,0 +1,62 @@
+"""R7.1: is this instance fit to take traffic? Database, Redis, migrations at head, a live worker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.migrate import head_revisions
+from app.queue import WORKER_HEARTBEAT_KEY
+
+CHECK_TIMEOUT = 2.0
+
+
+async def _database(engine: AsyncEngine) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        async with engine.connect() as conn:
+            revisions = set((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars())
+    except Exception as error:
+        down = {"ok": False, "error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
+        return down, {"ok": False, "error": "database unreachable"}
+    heads = head_revisions()
+    migrations = {"ok": revisions == heads, "current": sorted(revisions), "head": sorted(heads)}
+    if not migrations["ok"]:
+        migrations["error"] = "run `leadflow migrate`"
+    return {"ok": True}, migrations
+
+
+async def _redis_and_worker(redis: Redis, max_age: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        await redis.ping()
+        beat = await redis.get(WORKER_HEARTBEAT_KEY)
+    except Exception as error:
+        return ({"ok": False, "error": f"{type(error).__name__}: {str(error)[:200]}"},
+                {"ok": False, "error": "unknown: redis unreachable"})
+    if beat is None:
+        return {"ok": True}, {"ok": False, "error": "no worker heartbeat seen; start `leadflow worker`"}
+    age = time.time() - float(beat)
+    worker = {"ok": age <= max_age, "last_heartbeat_age_seconds": round(age, 1)}
+    if not worker["ok"]:
+        worker["error"] = f"last worker heartbeat {age:.0f} s ago (limit {max_age:.0f} s)"
+    return {"ok": True}, worker
+
+
+async def check_readiness(engine: AsyncEngine, redis: Redis, heartbeat_max_age: float) -> dict[str, Any]:
+    """Every check runs (in parallel, each time-boxed) so the answer names everything that is down."""
+    async def boxed(coro, names):
+        try:
+            return await asyncio.wait_for(coro, CHECK_TIMEOUT)
+        except TimeoutError:
+            return tuple({"ok": False, "error": "timed out"} for _ in names)
+
+    (database, migrations), (redis_state, worker) = await asyncio.gather(
+        boxed(_database(engine), ("database", "migrations")),
+        boxed(_redis_and_worker(redis, heartbeat_max_age), ("redis", "worker")))
+    checks = {"database": database, "migrations": migrations, "redis": redis_state, "worker": worker}
+    down = [name for name, check in checks.items() if not check["ok"]]
+    return {"status": "ready" if not down else "not_ready", "down": down, "checks": checks}

@@ -1,0 +1,73 @@
+"""create_app(): the FastAPI app; its lifespan opens the engine and the Redis/arq client."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request
+
+from app.api import health, intake, leads, sources, submissions
+from app.api.errors import install_error_handlers
+from app.db import create_engine, create_sessionmaker
+from app.domain.clock import Clock, SystemClock
+from app.logs import configure_logging
+from app.queue import create_queue_client
+from app.settings import Settings, get_settings
+
+log = structlog.get_logger("leadflow.http")
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.require_database_url())
+        app.state.engine = engine
+        app.state.sessions = create_sessionmaker(engine)
+        app.state.redis = create_queue_client(settings)
+        if settings.admin_token is None:
+            log.warning("admin_api_disabled", reason="LEADFLOW_ADMIN_TOKEN not set")
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="leadflow",
+        version="0.1.0",
+        summary="Lead intake and assignment: no lead vanishes, none sinks.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock or SystemClock()
+    install_error_handlers(app)
+    for module in (intake, sources, submissions, leads, health):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next):
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request_id
+        if request.url.path not in ("/healthz", "/metrics"):
+            log.info("http_request", method=request.method, path=request.url.path, status=response.status_code,
+                     duration_ms=round((time.perf_counter() - started) * 1000, 2))
+        return response
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory: `uvicorn app.main:app_from_env --factory`."""
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    return create_app(settings)

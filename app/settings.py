@@ -1,0 +1,67 @@
+"""The one Settings object; nothing else in leadflow reads os.environ."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    # Connections. Unset → `leadflow run` / the test harness start embedded servers under data_dir.
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    data_dir: Path = Field(default=Path(".leadflow"), alias="LEADFLOW_DATA_DIR")
+    port: int = Field(default=8000, alias="PORT")
+    host: str = Field(default="127.0.0.1", alias="HOST")
+
+    admin_token: SecretStr | None = Field(default=None, alias="LEADFLOW_ADMIN_TOKEN")
+    sources_file: Path | None = Field(default=None, alias="LEADFLOW_SOURCES_FILE")
+
+    # Lead numbers and business time.
+    lead_id_prefix: str = Field(default="LD", alias="LEADFLOW_LEAD_ID_PREFIX", pattern=r"^[A-Z]{1,6}$")
+    business_timezone: str = Field(default="Asia/Shanghai", alias="LEADFLOW_TIMEZONE")
+
+    # Intake rules.
+    duplicate_window_days: int = Field(default=30, alias="LEADFLOW_DUPLICATE_WINDOW_DAYS", ge=0)
+    max_body_bytes: int = Field(default=64 * 1024, alias="LEADFLOW_MAX_BODY_BYTES", ge=1024)
+    signature_tolerance_seconds: int = Field(default=300, alias="LEADFLOW_SIGNATURE_TOLERANCE_SECONDS")
+    browser_rate_limit_per_minute: int = Field(default=20, alias="LEADFLOW_RATE_LIMIT_PER_MINUTE", ge=1)
+    trust_forwarded_for: bool = Field(default=False, alias="LEADFLOW_TRUST_X_FORWARDED_FOR")
+    retry_after_seconds: int = Field(default=5, alias="LEADFLOW_RETRY_AFTER_SECONDS", ge=1)
+
+    # Outbox relay and worker.
+    outbox_sweep_interval_seconds: float = Field(default=2.0, alias="LEADFLOW_OUTBOX_SWEEP_INTERVAL")
+    outbox_requeue_after_seconds: float = Field(default=60.0, alias="LEADFLOW_OUTBOX_REQUEUE_AFTER")
+    worker_heartbeat_interval_seconds: float = Field(default=5.0, alias="LEADFLOW_WORKER_HEARTBEAT_INTERVAL")
+    worker_heartbeat_max_age_seconds: float = Field(default=30.0, alias="LEADFLOW_WORKER_HEARTBEAT_MAX_AGE")
+    queue_name: str = Field(default="leadflow:queue", alias="LEADFLOW_QUEUE_NAME")
+
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    log_json: bool = Field(default=True, alias="LEADFLOW_LOG_JSON")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.business_timezone)
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError("DATABASE_URL is not set (run through `leadflow run` to get an embedded one)")
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        if not self.redis_url:
+            raise RuntimeError("REDIS_URL is not set (run through `leadflow run` to get an embedded one)")
+        return self.redis_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

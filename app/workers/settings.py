@@ -1,0 +1,88 @@
+"""The arq worker: job functions, resources in ctx, and two background loops (heartbeat, outbox sweep).
+
+The worker survives Redis outages: a failed poll is logged and retried instead of ending the process, so
+leads accepted while Redis was down are assigned as soon as it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import structlog
+from arq.worker import Worker
+from redis.exceptions import RedisError
+
+from app.db import create_engine, create_sessionmaker
+from app.domain.clock import Clock, SystemClock
+from app.domain.outbox.relay import sweep
+from app.queue import WORKER_HEARTBEAT_KEY, arq_redis_settings, create_queue_client
+from app.settings import Settings
+from app.workers.assignment import assign_lead
+
+log = structlog.get_logger(__name__)
+
+FUNCTIONS = [assign_lead]
+
+
+class ResilientWorker(Worker):
+    """An arq Worker whose poll loop outlives a Redis restart."""
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisError, OSError) as error:
+            log.warning("worker_poll_failed", reason="redis_unavailable", error=str(error)[:200])
+            await asyncio.sleep(1)
+
+
+async def _every(seconds: float, name: str, action) -> None:
+    while True:
+        try:
+            await action()
+        except Exception as error:  # a loop that dies silently is the outage we exist to prevent
+            log.warning(f"{name}_failed", error=f"{type(error).__name__}: {str(error)[:200]}")
+        await asyncio.sleep(seconds)
+
+
+def build_worker(settings: Settings, clock: Clock | None = None, **overrides: Any) -> ResilientWorker:
+    clock = clock or SystemClock()
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        engine = create_engine(settings.require_database_url(), pool_size=5)
+        ctx.update(engine=engine, sessions=create_sessionmaker(engine), settings=settings, clock=clock,
+                   relay=create_queue_client(settings))
+
+        async def beat() -> None:
+            await ctx["relay"].set(WORKER_HEARTBEAT_KEY, str(time.time()),
+                                   ex=int(settings.worker_heartbeat_max_age_seconds * 4))
+
+        async def sweep_outbox() -> None:
+            await sweep(ctx["sessions"], ctx["relay"], clock,
+                        grace_seconds=settings.outbox_sweep_interval_seconds,
+                        requeue_after_seconds=settings.outbox_requeue_after_seconds)
+
+        ctx["loops"] = [
+            asyncio.create_task(_every(settings.worker_heartbeat_interval_seconds, "heartbeat", beat)),
+            asyncio.create_task(_every(settings.outbox_sweep_interval_seconds, "outbox_sweep", sweep_outbox)),
+        ]
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        for task in ctx.get("loops", []):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if "relay" in ctx:
+            await ctx["relay"].aclose()
+        if "engine" in ctx:
+            await ctx["engine"].dispose()
+
+    options: dict[str, Any] = dict(
+        functions=FUNCTIONS, redis_settings=arq_redis_settings(settings), queue_name=settings.queue_name,
+        on_startup=on_startup, on_shutdown=on_shutdown, max_jobs=20, job_timeout=60, max_tries=10,
+        keep_result=3600, poll_delay=0.1, handle_signals=True,
+    )
+    options.update(overrides)
+    return ResilientWorker(**options)

@@ -1,0 +1,160 @@
+"""The test harness: real PostgreSQL and Redis (embedded unless TEST_DATABASE_URL / TEST_REDIS_URL name
+disposable servers), migrations run once per session, every test starting from empty tables and Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import warnings
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db import create_engine
+from app.domain.clock import Clock, SystemClock
+from app.domain.tables import metadata
+from app.embedded import EmbeddedStack
+from app.main import create_app
+from app.migrate import upgrade_to_head
+from app.settings import Settings
+
+warnings.filterwarnings("ignore", module="platformdirs")
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_TOKEN = "test-admin-token"
+TEST_CLIENT_IP = "203.0.113.7"
+
+
+@dataclass
+class Stack:
+    database_url: str
+    redis_url: str
+    embedded: EmbeddedStack | None
+
+    def stop_postgres(self) -> None:
+        self._need_embedded().postgres.stop(mode="immediate")
+
+    def start_postgres(self) -> None:
+        self._need_embedded().postgres.start()
+
+    def stop_redis(self) -> None:
+        self._need_embedded().redis.stop()
+
+    def start_redis(self) -> None:
+        self._need_embedded().redis.start()
+
+    def _need_embedded(self) -> EmbeddedStack:
+        if self.embedded is None:
+            pytest.skip("outage tests stop and start the servers: they need the embedded stack")
+        return self.embedded
+
+
+@pytest.fixture(scope="session")
+def stack() -> Any:
+    db_url, redis_url = os.environ.get("TEST_DATABASE_URL"), os.environ.get("TEST_REDIS_URL")
+    embedded = None
+    if not (db_url and redis_url):
+        embedded = EmbeddedStack(ROOT / ".leadflow" / "test", redis_persist=False)
+        embedded.postgres.start()
+        db_url = db_url or embedded.postgres.create_database("leadflow_test", drop_first=True)
+        redis_url = redis_url or embedded.redis.start()
+    upgrade_to_head(db_url)
+    yield Stack(db_url, redis_url, embedded)
+    if embedded is not None:
+        embedded.stop()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return SystemClock()
+
+
+@pytest.fixture
+def settings(stack: Stack) -> Settings:
+    return Settings(
+        DATABASE_URL=stack.database_url, REDIS_URL=stack.redis_url, LEADFLOW_ADMIN_TOKEN=ADMIN_TOKEN,
+        LEADFLOW_OUTBOX_SWEEP_INTERVAL=0.2, LEADFLOW_OUTBOX_REQUEUE_AFTER=2,
+        LEADFLOW_WORKER_HEARTBEAT_INTERVAL=0.2, LEADFLOW_RETRY_AFTER_SECONDS=3, LEADFLOW_LOG_JSON=True,
+    )
+
+
+@pytest.fixture
+async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
+    """A direct engine for assertions; tables are emptied before each test."""
+    engine = create_engine(stack.database_url, pool_size=2)
+    tables = ", ".join(t.name for t in metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    client = aioredis.from_url(stack.redis_url)
+    await client.flushdb()
+    await client.aclose()
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: Clock, db: AsyncEngine) -> AsyncIterator[Any]:
+    application = create_app(settings, clock)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=(TEST_CLIENT_IP, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://leadflow.test") as http:
+        yield http
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+async def make_source(client: httpx.AsyncClient, admin: dict[str, str]) -> Callable[..., Any]:
+    """Create a source through the admin API; returns its JSON."""
+
+    async def _make(**fields: Any) -> dict[str, Any]:
+        body = {"name": fields.get("key", "source"), "kind": "generic", "auth": {"mode": "none"}} | fields
+        response = await client.post("/v1/sources", json=body, headers=admin)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    return _make
+
+
+@pytest.fixture
+async def worker(settings: Settings, clock: Clock, db: AsyncEngine) -> AsyncIterator[Any]:
+    """A real arq worker (with its outbox sweep and heartbeat) running in this event loop."""
+    from app.workers.settings import build_worker
+
+    instance = build_worker(settings, clock, handle_signals=False, poll_delay=0.05)
+    task = asyncio.create_task(instance.async_run())
+    yield instance
+    await instance.close()
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.1) -> Any:
+    """Await `check()` until it returns truthy; fail with its last value after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
