@@ -22,6 +22,7 @@ from app.db import create_engine
 from app.domain.clock import Clock, SystemClock
 from app.domain.tables import metadata
 from app.embedded import EmbeddedStack
+from app.logs import configure_logging
 from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.settings import Settings
@@ -70,6 +71,11 @@ def stack() -> Any:
     yield Stack(db_url, redis_url, embedded)
     if embedded is not None:
         embedded.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def json_logs() -> None:
+    configure_logging("INFO", json=True)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 SourceKind = Literal["wechat_h5", "douyin", "qr_offline", "generic"]
 AuthMode = Literal["none", "hmac", "browser"]
 HmacScheme = Literal["leadflow", "ocean_engine"]
-KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{2,63}$"
+KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,63}$"
 
 
 class SourceAuth(BaseModel):

@@ -1,0 +1,33 @@
+# leadflow — the two commands: `make run` and `make test`. Needs only Python 3.11+.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test openapi lint bench clean-data
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)  ## API + worker; embedded PostgreSQL/Redis under ./.leadflow unless DATABASE_URL/REDIS_URL are set
+	$(BIN)/leadflow run
+
+test: $(STAMP)  ## the whole suite against real PostgreSQL and Redis (embedded unless TEST_DATABASE_URL/TEST_REDIS_URL)
+	$(BIN)/python -m pytest -q
+
+openapi: $(STAMP)  ## regenerate the checked-in contract
+	$(BIN)/leadflow openapi
+
+lint: $(STAMP)
+	$(BIN)/ruff check app tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/intake.py
+
+clean-data:  ## stop nothing, delete the embedded servers' data
+	rm -rf .leadflow

@@ -1,0 +1,72 @@
+"""R1.12: the assignment job is written with the lead and reaches the queue — even across a Redis outage."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.domain.clock import SystemClock
+from app.domain.leads.models import AuditEntry, Lead
+from app.domain.outbox.models import OutboxMessage
+from app.domain.outbox.relay import relay_now, sweep
+from tests.conftest import eventually
+
+
+async def statuses(db) -> list[str]:
+    async with db.connect() as conn:
+        return list((await conn.execute(select(Lead.status).order_by(Lead.created_at))).scalars())
+
+
+async def unprocessed(db) -> int:
+    async with db.connect() as conn:
+        return (await conn.execute(select(func.count()).select_from(OutboxMessage)
+                                   .where(OutboxMessage.processed_at.is_(None)))).scalar_one()
+
+
+async def test_accepted_lead_is_queued_for_assignment_in_its_own_transaction(client, make_source, db, worker):
+    await make_source(key="web")
+    r = await client.post("/v1/intake/web", json={"name": "张三", "phone": "13800138000"})
+    assert r.status_code == 201
+    await eventually(lambda: _all_awaiting(db, 1))
+    async with db.connect() as conn:
+        [entry] = (await conn.execute(select(AuditEntry).where(AuditEntry.action == "assign"))).all()
+    # the placeholder is honest: nothing was assigned, it is recorded as skipped with its reason
+    assert (entry.action_result, entry.reason) == ("skipped", "awaiting_assignment")
+
+
+async def _all_awaiting(db, n: int) -> bool:
+    return await statuses(db) == ["awaiting_assignment"] * n and await unprocessed(db) == 0
+
+
+async def test_handing_the_same_row_over_twice_runs_the_job_once(client, make_source, db, worker, app):
+    await make_source(key="web")
+    await client.post("/v1/intake/web", json={"name": "张三", "phone": "13800138000"})
+    await eventually(lambda: _all_awaiting(db, 1))
+    async with db.connect() as conn:
+        outbox_id = (await conn.execute(select(OutboxMessage.id))).scalar_one()
+    assert await relay_now(app.state.redis, [outbox_id])
+    await sweep(app.state.sessions, app.state.redis, SystemClock(), grace_seconds=0, requeue_after_seconds=0)
+    await worker.pool.enqueue_job("assign_lead", str(outbox_id))  # even a job under another id is a no-op
+    async with db.connect() as conn:
+        await eventually(lambda: _queue_empty(worker))
+        n = (await conn.execute(select(func.count()).select_from(AuditEntry)
+                                .where(AuditEntry.action == "assign"))).scalar_one()
+    assert n == 1
+
+
+async def _queue_empty(worker) -> bool:
+    return await worker.pool.zcard(worker.queue_name) == 0 and not worker.tasks
+
+
+async def test_with_redis_down_intake_still_answers_and_every_job_runs_once_redis_is_back(
+    client, make_source, db, worker, stack
+):
+    await make_source(key="web")
+    stack.stop_redis()
+    try:
+        answers = [await client.post("/v1/intake/web", json={"name": f"客户{i}", "phone": f"1380013{i:04d}"})
+                   for i in range(5)]
+        assert [a.status_code for a in answers] == [201] * 5
+        assert await unprocessed(db) == 5
+    finally:
+        stack.start_redis()
+    await eventually(lambda: _all_awaiting(db, 5), timeout=20)
