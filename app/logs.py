@@ -59,3 +59,5 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "arq"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # Outbound calls are logged by our own clients, with their masking; httpx would log full URLs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -1,0 +1,24 @@
+"""R1.5: the phone normaliser, alone."""
+
+import pytest
+
+from app.domain.intake.phone import mask_phones, normalize_mainland_mobile
+
+
+@pytest.mark.parametrize(("raw", "code"), [
+    ("", "required"), (None, "required"), ("13800138000x", "invalid_phone"), ("12345", "invalid_phone"),
+    ("010-12345678", "not_mainland_mobile"), ("+1 415 555 2671", "not_mainland_mobile"),
+    ("+852 9123 4567", "not_mainland_mobile"), ("1380013800", "invalid_phone"), (["13800138000"], "invalid_type"),
+])
+def test_non_mobile_input_is_refused_with_a_reason(raw, code):
+    e164, error = normalize_mainland_mobile(raw)
+    assert e164 is None and error.code == code and error.field == "phone"
+
+
+def test_integers_from_json_are_read_as_numbers():
+    assert normalize_mainland_mobile(13800138000) == ("+8613800138000", None)
+
+
+def test_masking_finds_numbers_in_any_spelling_inside_text():
+    text = "A: 13812348000, B: +86 139-1234-5678, order 202611250001234"
+    assert mask_phones(text) == "A: 138****8000, B: 139****5678, order 202611250001234"
