@@ -154,13 +154,13 @@ async def worker(settings: Settings, clock: Clock, db: AsyncEngine) -> AsyncIter
         pass
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.1) -> Any:
-    """Await `check()` until it returns truthy; fail with its last value after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
+async def eventually(check: Callable[[], Any], within: float = 10.0, interval: float = 0.1) -> Any:
+    """Await `check()` until it returns truthy; fail with its last value after `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
     last: Any = None
     while asyncio.get_running_loop().time() < deadline:
         last = await check()
         if last:
             return last
         await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+    raise AssertionError(f"condition not met within {within}s; last value: {last!r}")

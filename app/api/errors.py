@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-import structlog
 
 from app.api.problems import problem_response
 from app.domain.errors import (

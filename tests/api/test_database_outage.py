@@ -33,7 +33,7 @@ async def test_database_stopped_mid_run_gives_503_and_every_2xx_lead_id_exists(c
     assert down[0].headers["retry-after"] == "3" and problem["type"].endswith("dependency-unavailable")
     assert down[0].headers["content-type"] == "application/problem+json" and "lead_id" not in problem
     await asyncio.to_thread(stack.start_postgres)
-    after = await eventually(lambda: _retry_ok(client), timeout=20)
+    after = await eventually(lambda: _retry_ok(client), within=20)
     assert after.status_code == 201
     answers.append(after)
 

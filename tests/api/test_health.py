@@ -67,7 +67,7 @@ async def test_logs_are_json_with_ids_and_phones_masked(client, make_source):
     try:
         r = await client.post("/v1/intake/logged", json={"name": "张三", "phone": "13812348000"},
                               headers={"X-Request-ID": "req-42"})
-        structlog.get_logger("t").info("note", text="call 13812348000 now", corpsecret="abc")
+        structlog.get_logger("t").info("note", text="call 13812348000 now", corpsecret="s3cr3t-value")
         logging.getLogger("uvicorn.error").warning("peer said +86 138 1234 8000")
     finally:
         logging.getLogger().removeHandler(handler)
@@ -76,5 +76,5 @@ async def test_logs_are_json_with_ids_and_phones_masked(client, make_source):
     assert accepted["request_id"] == "req-42" and accepted["lead_id"] == r.json()["lead_id"]
     assert accepted["submission_id"] == r.json()["submission_id"]
     output = stream.getvalue()
-    assert "13812348000" not in output and "1234 8000" not in output and "abc" not in output
+    assert "13812348000" not in output and "1234 8000" not in output and "s3cr3t-value" not in output
     assert "138****8000" in output

@@ -69,4 +69,4 @@ async def test_with_redis_down_intake_still_answers_and_every_job_runs_once_redi
         assert await unprocessed(db) == 5
     finally:
         stack.start_redis()
-    await eventually(lambda: _all_awaiting(db, 5), timeout=20)
+    await eventually(lambda: _all_awaiting(db, 5), within=20)

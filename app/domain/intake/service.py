@@ -18,7 +18,6 @@ from app.db import new_id, unit_of_work
 from app.domain.clock import Clock
 from app.domain.errors import (
     Conflict,
-    FieldError,
     Forbidden,
     InvalidInput,
     MalformedBody,
@@ -100,15 +99,15 @@ async def _process(
     )
     refusal = await _refusal(ctx, session, source, request, rate_wait, now)
     if refusal is not None:
-        return _reject(session, submission, refusal, [])
+        return record_rejection(session, submission, refusal, [])
     try:
         payload = parse_body(request.body, request.content_type)
     except BodyError as error:
-        return _reject(session, submission, MalformedBody(error.message, extra={"code": error.code}), [])
-    return await _accept_payload(ctx, session, source, submission, payload, request.idempotency_key)
+        return record_rejection(session, submission, MalformedBody(error.message, extra={"code": error.code}), [])
+    return await accept_payload(ctx, session, source, submission, payload, request.idempotency_key)
 
 
-async def _accept_payload(
+async def accept_payload(
     ctx: IntakeContext, session: AsyncSession, source: Source, submission: Submission,
     payload: dict[str, Any], header_key: str | None,
 ) -> IntakeResult | Rejection:
@@ -132,7 +131,7 @@ async def _accept_payload(
                             options=source.options, meta_fields=meta)
     if not mapped.is_valid:
         error = InvalidInput(f"{len(mapped.errors)} field(s) failed validation", mapped.errors)
-        return _reject(session, submission, error, mapped.log)
+        return record_rejection(session, submission, error, mapped.log)
     submission.mapping_log = mapped.log
     phone = mapped.fields["phone"]
     await _lock(session, f"phone:{phone}")
@@ -171,7 +170,10 @@ async def _refusal(
     return None
 
 
-def _reject(session: AsyncSession, submission: Submission, error: Exception, mapping_log: list) -> Rejection:
+def record_rejection(
+    session: AsyncSession, submission: Submission, error: Exception, mapping_log: list
+) -> Rejection:
+    """Store the submission as rejected with its reasons; the caller raises the error after commit."""
     submission.outcome = "rejected"
     if isinstance(error, InvalidInput):
         submission.reasons = [e.as_dict() for e in error.errors]
@@ -211,7 +213,7 @@ def _duplicate_of(
     if earlier.body_sha256 != submission.body_sha256 and not submission.idempotency_key.startswith("native:"):
         error = Conflict("this Idempotency-Key was already used with a different body",
                          extra={"code": "idempotency_key_reused", "original_submission_id": str(earlier.id)})
-        return _reject(session, submission, error, [])
+        return record_rejection(session, submission, error, [])
     submission.outcome = "duplicate"
     submission.lead_id = earlier.lead_id
     submission.answered_lead_number = earlier.answered_lead_number

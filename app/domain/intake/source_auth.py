@@ -8,10 +8,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-
-import structlog
 
 log = structlog.get_logger(__name__)
 

@@ -9,12 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import new_id, unit_of_work
-from app.domain.errors import Conflict, NotFound
+from app.domain.errors import Conflict, MalformedBody, NotFound
 from app.domain.intake.models import KEYED_OUTCOMES, Submission
 from app.domain.intake.parsing import BodyError, parse_body
 from app.domain.intake.schemas import IntakeResult, Rejection
-from app.domain.intake.service import IntakeContext, _accept_payload, _reject
-from app.domain.errors import MalformedBody
+from app.domain.intake.service import IntakeContext, accept_payload, record_rejection
 from app.domain.outbox.relay import relay_now
 from app.domain.sources.models import Source
 from app.domain.sources.service import get_source
@@ -67,7 +66,7 @@ async def _replay_locked(ctx: IntakeContext, session: AsyncSession, original: Su
                        extra={"code": "not_rejected"})
     if original.replayed_by_id is not None:
         previous = await session.get(Submission, original.replayed_by_id)
-        if previous is not None and previous.outcome in KEYED_OUTCOMES + ("duplicate",):
+        if previous is not None and previous.outcome in (*KEYED_OUTCOMES, "duplicate"):
             return IntakeResult(lead_number=previous.answered_lead_number or "", submission_id=previous.id,
                                 status="duplicate", source_kind="", lead_id=previous.lead_id)
     if original.body_truncated:
@@ -88,15 +87,11 @@ async def _replay_locked(ctx: IntakeContext, session: AsyncSession, original: Su
     try:
         payload = parse_body(original.raw_body, original.content_type)
     except BodyError as error:
-        outcome = _reject(session, replay, MalformedBody(error.message, extra={"code": error.code}), [])
+        outcome = record_rejection(session, replay, MalformedBody(error.message, extra={"code": error.code}), [])
     else:
-        outcome = await _accept_payload(ctx, session, source, replay, payload,
+        outcome = await accept_payload(ctx, session, source, replay, payload,
                                         original.headers.get("idempotency-key"))
     if isinstance(outcome, IntakeResult):
         outcome.source_kind = source.kind
     await session.flush()
     return outcome
-
-
-async def source_for(session: AsyncSession, key: str) -> Source:
-    return await get_source(session, key)
