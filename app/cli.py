@@ -104,7 +104,7 @@ def run(
         while not stopping:
             time.sleep(0.5)
             for name, proc in list(procs.items()):
-                if proc.poll() is None:
+                if proc.poll() is None or stopping:
                     continue
                 if name == "api":
                     _echo(f"API exited with {proc.returncode}; stopping")

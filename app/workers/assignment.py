@@ -6,16 +6,24 @@ import uuid
 from typing import Any
 
 import structlog
+from arq import Retry
 
 from app.db import unit_of_work
 from app.domain.assignment.service import handle_assignment_request
+from app.domain.errors import Unavailable
+
+RETRY_DEFER_SECONDS = 5
 
 log = structlog.get_logger(__name__)
 
 
 async def assign_lead(ctx: dict[str, Any], outbox_id: str) -> str:
     structlog.contextvars.bind_contextvars(job_id=ctx.get("job_id"), outbox_id=outbox_id)
-    async with unit_of_work(ctx["sessions"]) as session:
-        outcome = await handle_assignment_request(session, uuid.UUID(outbox_id), ctx["clock"])
+    try:
+        async with unit_of_work(ctx["sessions"]) as session:
+            outcome = await handle_assignment_request(session, uuid.UUID(outbox_id), ctx["clock"])
+    except Unavailable as error:
+        log.warning("assign_lead_retry", reason=error.dependency, attempt=ctx.get("job_try"))
+        raise Retry(defer=RETRY_DEFER_SECONDS) from error
     log.info("assign_lead_done", outcome=outcome)
     return outcome

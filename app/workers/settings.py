@@ -15,6 +15,7 @@ import structlog
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
+import app.domain.tables  # noqa: F401  (every table, so foreign keys resolve in a worker-only process)
 from app.db import create_engine, create_sessionmaker
 from app.domain.clock import Clock, SystemClock
 from app.domain.outbox.relay import sweep
@@ -82,7 +83,9 @@ def build_worker(settings: Settings, clock: Clock | None = None, **overrides: An
     options: dict[str, Any] = dict(
         functions=FUNCTIONS, redis_settings=arq_redis_settings(settings), queue_name=settings.queue_name,
         on_startup=on_startup, on_shutdown=on_shutdown, max_jobs=20, job_timeout=60, max_tries=10,
-        keep_result=3600, poll_delay=0.1, handle_signals=True,
+        # No stored results: the job id then dedupes only while queued or running, and a failed job can be
+        # handed over again by the outbox sweep; `processed_at` is the lasting guard against doing it twice.
+        keep_result=0, poll_delay=0.1, handle_signals=True,
     )
     options.update(overrides)
     return ResilientWorker(**options)
