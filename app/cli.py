@@ -131,6 +131,7 @@ def api(port: int = typer.Option(None), host: str = typer.Option(None)) -> None:
     import uvicorn
 
     settings = get_settings()
+    _load_sources_file(settings)
     uvicorn.run("app.main:app_from_env", factory=True, host=host or settings.host, port=port or settings.port,
                 access_log=False, log_level="warning")
 
