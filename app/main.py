@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import health, intake, leads, sources, submissions
 from app.api.errors import install_error_handlers
@@ -19,6 +21,7 @@ from app.queue import create_queue_client
 from app.settings import Settings, get_settings
 
 log = structlog.get_logger("leadflow.http")
+QUIET_PATHS = ("/healthz", "/metrics")
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -50,20 +53,42 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     for module in (intake, sources, submissions, leads, health):
         app.include_router(module.router)
 
-    @app.middleware("http")
-    async def request_context(request: Request, call_next):
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+class RequestContextMiddleware:
+    """Binds a request id (from X-Request-ID or new) to every log line, echoes it, logs one access line.
+
+    Plain ASGI rather than BaseHTTPMiddleware, which costs a task group per request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = Headers(scope=scope).get("x-request-id") or uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request_id
-        if request.url.path not in ("/healthz", "/metrics"):
-            log.info("http_request", method=request.method, path=request.url.path, status=response.status_code,
-                     duration_ms=round((time.perf_counter() - started) * 1000, 2))
-        return response
+        status = 500
 
-    return app
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if scope["path"] not in QUIET_PATHS:
+                log.info("http_request", method=scope["method"], path=scope["path"], status=status,
+                         duration_ms=round((time.perf_counter() - started) * 1000, 2))
 
 
 def app_from_env() -> FastAPI:

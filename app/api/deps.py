@@ -1,4 +1,7 @@
-"""Per-request dependencies: the unit of work, the clock, the admin check."""
+"""Per-request dependencies: the unit of work, the clock, the admin check.
+
+All are `async def`: FastAPI runs plain `def` dependencies in a thread pool, a thread hop per request.
+"""
 
 from __future__ import annotations
 
@@ -18,15 +21,15 @@ from app.settings import Settings
 _bearer = HTTPBearer(auto_error=False, description="The admin token from LEADFLOW_ADMIN_TOKEN")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     return request.app.state.clock
 
 
-def get_intake_context(request: Request) -> IntakeContext:
+async def get_intake_context(request: Request) -> IntakeContext:
     state = request.app.state
     return IntakeContext(sessions=state.sessions, redis=state.redis, settings=state.settings, clock=state.clock)
 
@@ -37,7 +40,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def require_admin(
+async def require_admin(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> str:
     token = request.app.state.settings.admin_token
