@@ -32,9 +32,9 @@ from app.domain.intake.parsing import BodyError, parse_body
 from app.domain.intake.schemas import IncomingRequest, IntakeResult, Rejection
 from app.domain.intake.source_auth import check_origin, take_rate_limit_slot, verify_signature
 from app.domain.leads import audit
+from app.domain.leads.creation import insert_lead_with_follow_on
 from app.domain.leads.models import OPEN_STATUSES, Inquiry, Lead
-from app.domain.leads.numbering import next_lead_number
-from app.domain.outbox.models import OutboxMessage
+from app.domain.leads.numbering import format_lead_number, next_lead_number
 from app.domain.outbox.relay import relay_now
 from app.domain.sources.models import Source
 from app.settings import Settings
@@ -134,11 +134,13 @@ async def accept_payload(
         return record_rejection(session, submission, error, mapped.log)
     submission.mapping_log = mapped.log
     phone = mapped.fields["phone"]
-    await _lock(session, f"phone:{phone}")
+    # The phone lock and the number come in one round trip; a merge leaves that number unused (a gap).
+    sequence_value = await _lock(session, f"phone:{phone}", with_lead_number=True)
     open_lead = await _open_lead_with_phone(session, phone, now - timedelta(days=ctx.settings.duplicate_window_days))
     if open_lead is not None:
         return await _merge_into(session, source, submission, open_lead, mapped)
-    return await _create_lead(ctx, session, source, submission, mapped)
+    number = format_lead_number(ctx.settings.lead_id_prefix, now, sequence_value, ctx.settings.tz)
+    return await _create_lead(ctx, session, source, submission, mapped, number)
 
 
 async def _refusal(
@@ -195,9 +197,19 @@ def _native_id(source: Source, payload: dict[str, Any]) -> tuple[str | None, str
     return (candidates[0] if candidates else None), None
 
 
-async def _lock(session: AsyncSession, key: str) -> None:
-    """Serialize only the requests that share `key` (same idempotency key, same phone) until commit."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))")
+_LOCK_AND_NUMBER = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0)), nextval('lead_number_seq')")
+
+
+async def _lock(session: AsyncSession, key: str, *, with_lead_number: bool = False) -> int:
+    """Serialize only the requests that share `key` (same idempotency key, same phone) until commit.
+
+    With `with_lead_number`, also draw the next lead number in the same round trip.
+    """
+    if not with_lead_number:
+        await session.execute(_LOCK, {"k": key})
+        return 0
+    return int((await session.execute(_LOCK_AND_NUMBER, {"k": key})).one()[1])
 
 
 async def _remember_signature(session: AsyncSession, source_id: uuid.UUID, signature: str, now: datetime) -> bool:
@@ -268,26 +280,18 @@ async def _merge_into(
 
 
 async def _create_lead(
-    ctx: IntakeContext, session: AsyncSession, source: Source, submission: Submission, mapped: MappedSubmission
+    ctx: IntakeContext, session: AsyncSession, source: Source, submission: Submission, mapped: MappedSubmission,
+    number: str,
 ) -> IntakeResult:
-    now = submission.received_at
-    number = await next_lead_number(session, ctx.settings.lead_id_prefix, now, ctx.settings.tz)
-    fields = dict(mapped.fields)
-    lead = Lead(
-        lead_number=number, source_id=source.id, channel=source.kind, status="new", name=fields.pop("name"),
-        phone_e164=fields.pop("phone"), attributes=mapped.attributes, inquiry_count=1, created_at=now,
-        updated_at=now, last_inquiry_at=now, triggered_at=now, **fields,
-    )
-    session.add(lead)
-    await session.flush()
-    submission.outcome = "accepted"
-    submission.lead_id = lead.id
-    submission.answered_lead_number = number
-    session.add(submission)
-    outbox = OutboxMessage(job="assign_lead", payload={"lead_id": str(lead.id)}, lead_id=lead.id, created_at=now)
-    session.add(outbox)
-    audit.record(session, lead_id=lead.id, action="intake", result="success", at=now,
-                 detail={"submission_id": str(submission.id), "source": source.key})
-    await session.flush()
+    ids = {"lead": new_id(), "submission": submission.id, "outbox": new_id(), "audit": new_id()}
+    await insert_lead_with_follow_on(
+        session, ids=ids, number=number, source_id=source.id, source_key=source.key, channel=source.kind,
+        fields=mapped.fields, attributes=mapped.attributes, now=submission.received_at,
+        submission={
+            "content_type": submission.content_type, "raw_body": submission.raw_body,
+            "body_sha256": submission.body_sha256, "headers": submission.headers,
+            "remote_addr": submission.remote_addr, "idempotency_key": submission.idempotency_key,
+            "mapping_log": submission.mapping_log, "replay_of_id": submission.replay_of_id,
+        })
     return IntakeResult(lead_number=number, submission_id=submission.id, status="accepted",
-                        source_kind=source.kind, lead_id=lead.id, outbox_ids=[outbox.id])
+                        source_kind=source.kind, lead_id=ids["lead"], outbox_ids=[ids["outbox"]])
