@@ -95,7 +95,7 @@ def settings(stack: Stack) -> Settings:
 @pytest.fixture
 async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
     """A direct engine for assertions; tables are emptied before each test."""
-    engine = create_engine(stack.database_url, pool_size=2)
+    engine = create_engine(stack.database_url, pool_size=2, pre_ping=True)
     tables = ", ".join(t.name for t in metadata.sorted_tables)
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))

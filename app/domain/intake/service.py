@@ -136,11 +136,14 @@ async def accept_payload(
     phone = mapped.fields["phone"]
     # The phone lock and the number come in one round trip; a merge leaves that number unused (a gap).
     sequence_value = await _lock(session, f"phone:{phone}", with_lead_number=True)
-    open_lead = await _open_lead_with_phone(session, phone, now - timedelta(days=ctx.settings.duplicate_window_days))
-    if open_lead is not None:
-        return await _merge_into(session, source, submission, open_lead, mapped)
+    since = now - timedelta(days=ctx.settings.duplicate_window_days)
     number = format_lead_number(ctx.settings.lead_id_prefix, now, sequence_value, ctx.settings.tz)
-    return await _create_lead(ctx, session, source, submission, mapped, number)
+    created = await _create_lead(session, source, submission, mapped, number, open_lead_since=since)
+    if created is not None:
+        return created
+    open_lead = await _open_lead_with_phone(session, phone, since)
+    assert open_lead is not None, "the phone lock is held: the open lead cannot have gone"
+    return await _merge_into(session, source, submission, open_lead, mapped)
 
 
 async def _refusal(
@@ -280,11 +283,12 @@ async def _merge_into(
 
 
 async def _create_lead(
-    ctx: IntakeContext, session: AsyncSession, source: Source, submission: Submission, mapped: MappedSubmission,
-    number: str,
-) -> IntakeResult:
+    session: AsyncSession, source: Source, submission: Submission, mapped: MappedSubmission, number: str,
+    *, open_lead_since: datetime,
+) -> IntakeResult | None:
+    """The new lead, unless an open lead has this phone (then None and nothing written)."""
     ids = {"lead": new_id(), "submission": submission.id, "outbox": new_id(), "audit": new_id()}
-    await insert_lead_with_follow_on(
+    created = await insert_lead_with_follow_on(
         session, ids=ids, number=number, source_id=source.id, source_key=source.key, channel=source.kind,
         fields=mapped.fields, attributes=mapped.attributes, now=submission.received_at,
         submission={
@@ -292,6 +296,8 @@ async def _create_lead(
             "body_sha256": submission.body_sha256, "headers": submission.headers,
             "remote_addr": submission.remote_addr, "idempotency_key": submission.idempotency_key,
             "mapping_log": submission.mapping_log, "replay_of_id": submission.replay_of_id,
-        })
+        }, open_lead_since=open_lead_since)
+    if not created:
+        return None
     return IntakeResult(lead_number=number, submission_id=submission.id, status="accepted",
                         source_kind=source.kind, lead_id=ids["lead"], outbox_ids=[ids["outbox"]])

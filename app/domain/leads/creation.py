@@ -14,23 +14,32 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.leads.models import OPEN_STATUSES
+
 _INSERT_LEAD_WITH_FOLLOW_ON = text("""
 WITH lead AS (
     INSERT INTO leads (id, lead_number, source_id, channel, status, name, phone_e164, email, wechat, company,
                        province, city, gender, message, attributes, inquiry_count, created_at, updated_at,
                        last_inquiry_at, triggered_at)
-    VALUES (CAST(:lead_id AS uuid), :number, CAST(:source_id AS uuid), :channel, 'new', :name, :phone, :email,
-            :wechat, :company, :province, :city, :gender, :message, CAST(:attributes AS jsonb), 1,
-            CAST(:now AS timestamptz), CAST(:now AS timestamptz), CAST(:now AS timestamptz),
-            CAST(:now AS timestamptz))
+    SELECT CAST(:lead_id AS uuid), CAST(:number AS text), CAST(:source_id AS uuid), CAST(:channel AS text), 'new',
+           CAST(:name AS text), CAST(:phone AS text), CAST(:email AS text), CAST(:wechat AS text),
+           CAST(:company AS text), CAST(:province AS text), CAST(:city AS text), CAST(:gender AS text),
+           CAST(:message AS text), CAST(:attributes AS jsonb), 1,
+           CAST(:now AS timestamptz), CAST(:now AS timestamptz), CAST(:now AS timestamptz),
+           CAST(:now AS timestamptz)
+    WHERE NOT EXISTS (  -- R1.9: an open lead with this phone takes the submission as an inquiry instead
+        SELECT 1 FROM leads open_lead
+        WHERE open_lead.phone_e164 = CAST(:phone AS text) AND open_lead.status IN __OPEN_STATUSES__
+          AND open_lead.created_at >= CAST(:since AS timestamptz))
     RETURNING id
 ), submission AS (
     INSERT INTO submissions (id, source_id, received_at, content_type, raw_body, body_truncated, body_sha256,
                              headers, remote_addr, idempotency_key, outcome, reasons, mapping_log, lead_id,
                              answered_lead_number, replay_of_id)
-    SELECT CAST(:submission_id AS uuid), CAST(:source_id AS uuid), CAST(:now AS timestamptz), :content_type,
-           CAST(:raw_body AS bytea), false, :body_sha256, CAST(:headers AS jsonb), :remote_addr,
-           :idempotency_key, 'accepted', '[]'::jsonb, CAST(:mapping_log AS jsonb), lead.id, :number,
+    SELECT CAST(:submission_id AS uuid), CAST(:source_id AS uuid), CAST(:now AS timestamptz),
+           CAST(:content_type AS text), CAST(:raw_body AS bytea), false, CAST(:body_sha256 AS text),
+           CAST(:headers AS jsonb), CAST(:remote_addr AS text), CAST(:idempotency_key AS text), 'accepted',
+           '[]'::jsonb, CAST(:mapping_log AS jsonb), lead.id, CAST(:number AS text),
            CAST(:replay_of_id AS uuid)
     FROM lead
 ), outbox AS (
@@ -45,7 +54,7 @@ WITH lead AS (
     FROM lead
 )
 SELECT id FROM lead
-""")
+""".replace("__OPEN_STATUSES__", repr(OPEN_STATUSES)))
 
 OPTIONAL_LEAD_FIELDS = ("email", "wechat", "company", "province", "city", "gender", "message")
 
@@ -62,13 +71,18 @@ async def insert_lead_with_follow_on(
     attributes: dict[str, Any],
     submission: dict[str, Any],
     now: datetime,
-) -> None:
-    """Insert lead + accepted submission + `assign_lead` outbox row + audit row. `ids` names each row's id."""
+    open_lead_since: datetime,
+) -> bool:
+    """Insert lead + accepted submission + `assign_lead` outbox row + audit row. `ids` names each row's id.
+
+    Returns False, writing nothing, when an open lead with the same phone exists since `open_lead_since`:
+    the caller (holding the phone lock) then merges into it.
+    """
     params = {
         "lead_id": ids["lead"], "number": number, "source_id": source_id, "channel": channel,
         "name": fields["name"], "phone": fields["phone"],
         **{name: fields.get(name) for name in OPTIONAL_LEAD_FIELDS},
-        "attributes": json.dumps(attributes, ensure_ascii=False), "now": now,
+        "attributes": json.dumps(attributes, ensure_ascii=False), "now": now, "since": open_lead_since,
         "submission_id": ids["submission"], "content_type": submission["content_type"],
         "raw_body": submission["raw_body"], "body_sha256": submission["body_sha256"],
         "headers": json.dumps(submission["headers"], ensure_ascii=False),
@@ -79,4 +93,4 @@ async def insert_lead_with_follow_on(
         "audit_id": ids["audit"],
         "audit_detail": json.dumps({"submission_id": str(ids["submission"]), "source": source_key}),
     }
-    await session.execute(_INSERT_LEAD_WITH_FOLLOW_ON, params)
+    return (await session.execute(_INSERT_LEAD_WITH_FOLLOW_ON, params)).first() is not None
