@@ -39,6 +39,8 @@ class Settings(BaseSettings):
 
     # Outbox relay and worker.
     outbox_sweep_interval_seconds: float = Field(default=2.0, alias="LEADFLOW_OUTBOX_SWEEP_INTERVAL")
+    # How old an unprocessed row must be before the sweep hands it over (the API normally already has).
+    outbox_grace_seconds: float = Field(default=10.0, alias="LEADFLOW_OUTBOX_GRACE")
     outbox_requeue_after_seconds: float = Field(default=60.0, alias="LEADFLOW_OUTBOX_REQUEUE_AFTER")
     worker_heartbeat_interval_seconds: float = Field(default=5.0, alias="LEADFLOW_WORKER_HEARTBEAT_INTERVAL")
     worker_heartbeat_max_age_seconds: float = Field(default=30.0, alias="LEADFLOW_WORKER_HEARTBEAT_MAX_AGE")

@@ -62,7 +62,7 @@ def build_worker(settings: Settings, clock: Clock | None = None, **overrides: An
 
         async def sweep_outbox() -> None:
             await sweep(ctx["sessions"], ctx["relay"], clock,
-                        grace_seconds=settings.outbox_sweep_interval_seconds,
+                        grace_seconds=settings.outbox_grace_seconds,
                         requeue_after_seconds=settings.outbox_requeue_after_seconds)
 
         ctx["loops"] = [
