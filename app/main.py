@@ -16,6 +16,8 @@ from app.api import health, intake, leads, sources, submissions
 from app.api.errors import install_error_handlers
 from app.db import create_engine, create_sessionmaker
 from app.domain.clock import Clock, SystemClock
+from app.domain.intake.acceptance import create_intake_pool
+from app.domain.sources.cache import SourceCache
 from app.logs import configure_logging
 from app.queue import create_queue_client
 from app.settings import Settings, get_settings
@@ -32,6 +34,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         engine = create_engine(settings.require_database_url())
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
+        app.state.pool = await create_intake_pool(settings.require_database_url())
+        app.state.sources = SourceCache(app.state.sessions, settings.source_cache_seconds)
         app.state.redis = create_queue_client(settings)
         if settings.admin_token is None:
             log.warning("admin_api_disabled", reason="LEADFLOW_ADMIN_TOKEN not set")
@@ -39,6 +43,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             yield
         finally:
             await app.state.redis.aclose()
+            await app.state.pool.close()
             await engine.dispose()
 
     app = FastAPI(

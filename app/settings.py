@@ -35,12 +35,13 @@ class Settings(BaseSettings):
     signature_tolerance_seconds: int = Field(default=300, alias="LEADFLOW_SIGNATURE_TOLERANCE_SECONDS")
     browser_rate_limit_per_minute: int = Field(default=20, alias="LEADFLOW_RATE_LIMIT_PER_MINUTE", ge=1)
     trust_forwarded_for: bool = Field(default=False, alias="LEADFLOW_TRUST_X_FORWARDED_FOR")
+    source_cache_seconds: float = Field(default=2.0, alias="LEADFLOW_SOURCE_CACHE_SECONDS", ge=0)
     retry_after_seconds: int = Field(default=5, alias="LEADFLOW_RETRY_AFTER_SECONDS", ge=1)
 
     # Outbox relay and worker.
     outbox_sweep_interval_seconds: float = Field(default=2.0, alias="LEADFLOW_OUTBOX_SWEEP_INTERVAL")
-    # How old an unprocessed row must be before the sweep hands it over (the API normally already has).
-    outbox_grace_seconds: float = Field(default=10.0, alias="LEADFLOW_OUTBOX_GRACE")
+    # Unprocessed outbox rows older than this count as backlog (metrics, alerts).
+    outbox_late_after_seconds: float = Field(default=10.0, alias="LEADFLOW_OUTBOX_LATE_AFTER")
     outbox_requeue_after_seconds: float = Field(default=60.0, alias="LEADFLOW_OUTBOX_REQUEUE_AFTER")
     worker_heartbeat_interval_seconds: float = Field(default=5.0, alias="LEADFLOW_WORKER_HEARTBEAT_INTERVAL")
     worker_heartbeat_max_age_seconds: float = Field(default=30.0, alias="LEADFLOW_WORKER_HEARTBEAT_MAX_AGE")

@@ -113,6 +113,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--no-worker", action="store_true",
+                        help="measure the API alone (the worker also competes for this machine's 2 cores)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk not found: apt-get install wrk", file=sys.stderr)
@@ -146,7 +148,8 @@ def main() -> int:
         for round_no in range(args.rounds):
             for server, url in ((floor, f"http://127.0.0.1:{floor_port}/v1/intake/bench"),
                                 (service, f"http://127.0.0.1:{svc_port}/v1/intake/bench")):
-                server.start([[py, "-m", "app.cli", "worker"]] if server is service else [])
+                with_worker = server is service and not args.no_worker
+                server.start([[py, "-m", "app.cli", "worker"]] if with_worker else [])
                 out = work / f"{server.name}-{round_no}"
                 out.mkdir()
                 results[server.name].append(run_wrk(url, args.seconds, args.connections, out) | {"out": out})
@@ -161,6 +164,7 @@ def main() -> int:
         stored = asyncio.run(stored_lead_numbers(db_url))
         missing = seen - stored
         print()
+        print(f"service = API {'alone' if args.no_worker else '+ one arq worker'}")
         print(f"{'':10s}{'req/s':>10s}{'p50 ms':>10s}{'p99 ms':>10s}   (medians of {args.rounds} rounds, "
               f"{args.seconds}s each, {args.connections} connections, wrk -t2)")
         for name in ("floor", "leadflow"):

@@ -31,7 +31,8 @@ async def get_clock(request: Request) -> Clock:
 
 async def get_intake_context(request: Request) -> IntakeContext:
     state = request.app.state
-    return IntakeContext(sessions=state.sessions, redis=state.redis, settings=state.settings, clock=state.clock)
+    return IntakeContext(sessions=state.sessions, pool=state.pool, redis=state.redis, sources=state.sources,
+                         settings=state.settings, clock=state.clock)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -47,7 +47,7 @@ async def metrics(request: Request) -> Response:
     try:
         async with unit_of_work(state.sessions) as session:
             OUTBOX_BACKLOG.set(await backlog(session, state.clock.now(),
-                                             state.settings.outbox_grace_seconds))
+                                             state.settings.outbox_late_after_seconds))
     except Exception:
         OUTBOX_BACKLOG.set(-1)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

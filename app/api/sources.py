@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import get_clock, get_session, require_admin
@@ -40,9 +40,11 @@ async def get_source(key: str, session: AsyncSession = Depends(get_session)) -> 
 
 @router.patch("/v1/sources/{key}", response_model=SourceOut, summary="Change a source (mapping, options, auth…)",
               responses=problem_responses(404, 422))
-async def update_source(key: str, patch: SourcePatch, session: AsyncSession = Depends(get_session),
-                        clock: Clock = Depends(get_clock)) -> SourceOut:
-    return service.to_out(await service.update_source(session, key, patch, clock))
+async def update_source(key: str, patch: SourcePatch, request: Request,
+                        session: AsyncSession = Depends(get_session), clock: Clock = Depends(get_clock)) -> SourceOut:
+    updated = service.to_out(await service.update_source(session, key, patch, clock))
+    request.app.state.sources.invalidate(key)  # this process at once; others within LEADFLOW_SOURCE_CACHE_SECONDS
+    return updated
 
 
 @router.get("/v1/sources/{key}/submissions", response_model=list[SubmissionOut],

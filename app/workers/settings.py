@@ -18,10 +18,10 @@ from redis.exceptions import RedisError
 import app.domain.tables  # noqa: F401  (every table, so foreign keys resolve in a worker-only process)
 from app.db import create_engine, create_sessionmaker
 from app.domain.clock import Clock, SystemClock
-from app.domain.outbox.relay import sweep
 from app.queue import WORKER_HEARTBEAT_KEY, arq_redis_settings, create_queue_client
 from app.settings import Settings
 from app.workers.assignment import assign_lead
+from app.workers.outbox import relay_outbox_forever
 
 log = structlog.get_logger(__name__)
 
@@ -60,14 +60,9 @@ def build_worker(settings: Settings, clock: Clock | None = None, **overrides: An
             await ctx["relay"].set(WORKER_HEARTBEAT_KEY, str(time.time()),
                                    ex=int(settings.worker_heartbeat_max_age_seconds * 4))
 
-        async def sweep_outbox() -> None:
-            await sweep(ctx["sessions"], ctx["relay"], clock,
-                        grace_seconds=settings.outbox_grace_seconds,
-                        requeue_after_seconds=settings.outbox_requeue_after_seconds)
-
         ctx["loops"] = [
             asyncio.create_task(_every(settings.worker_heartbeat_interval_seconds, "heartbeat", beat)),
-            asyncio.create_task(_every(settings.outbox_sweep_interval_seconds, "outbox_sweep", sweep_outbox)),
+            asyncio.create_task(relay_outbox_forever(ctx)),
         ]
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:

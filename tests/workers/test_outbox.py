@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from app.domain.clock import SystemClock
 from app.domain.leads.models import AuditEntry, Lead
 from app.domain.outbox.models import OutboxMessage
-from app.domain.outbox.relay import relay_now, sweep
+from app.domain.outbox.relay import enqueue, sweep
 from tests.conftest import eventually
 
 
@@ -43,8 +43,8 @@ async def test_handing_the_same_row_over_twice_runs_the_job_once(client, make_so
     await eventually(lambda: _all_awaiting(db, 1))
     async with db.connect() as conn:
         outbox_id = (await conn.execute(select(OutboxMessage.id))).scalar_one()
-    assert await relay_now(app.state.redis, [outbox_id])
-    await sweep(app.state.sessions, app.state.redis, SystemClock(), grace_seconds=0, requeue_after_seconds=0)
+    await enqueue(app.state.redis, "assign_lead", outbox_id)
+    await sweep(app.state.sessions, app.state.redis, SystemClock(), requeue_after_seconds=0)
     await worker.pool.enqueue_job("assign_lead", str(outbox_id))  # even a job under another id is a no-op
     async with db.connect() as conn:
         await eventually(lambda: _queue_empty(worker))

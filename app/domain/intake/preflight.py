@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from app.db import unit_of_work
-from app.domain.errors import Forbidden, NotFound
+from app.domain.errors import Forbidden
 from app.domain.intake.service import IntakeContext
 from app.domain.intake.source_auth import check_origin
-from app.domain.sources.models import Source
 
 
 async def check_preflight(ctx: IntakeContext, source_key: str, origin: str | None) -> str | None:
     """The origin to allow, or Forbidden. Non-browser sources allow no cross-origin browser posts."""
-    async with unit_of_work(ctx.sessions) as session:
-        source = await session.scalar(select(Source).where(Source.key == source_key))
-    if source is None:
-        raise NotFound(f"no source with key {source_key!r}")
+    source = await ctx.sources.get(source_key)
     if source.auth_mode != "browser":
         raise Forbidden("this source does not take browser posts", extra={"code": "not_a_browser_source"})
     failure = check_origin(origin, source.auth_settings.get("allowed_origins", []))

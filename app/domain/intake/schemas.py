@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from app.domain.errors import DomainError
@@ -33,13 +34,29 @@ class IncomingRequest:
 
 
 @dataclass
+class SubmissionDraft:
+    """A submission before its outcome is known; written by the acceptance function or as a rejection."""
+
+    id: uuid.UUID
+    source_id: uuid.UUID
+    received_at: datetime
+    content_type: str | None
+    raw_body: bytes
+    body_truncated: bool
+    body_sha256: str
+    headers: dict[str, str]
+    remote_addr: str | None
+    idempotency_key: str | None = None
+    replay_of_id: uuid.UUID | None = None
+
+
+@dataclass
 class IntakeResult:
     lead_number: str
     submission_id: uuid.UUID
     status: IntakeStatus
     source_kind: str
     lead_id: uuid.UUID | None = None
-    outbox_ids: list[uuid.UUID] = field(default_factory=list)
     allowed_origin: str | None = None  # echo for CORS
 
 

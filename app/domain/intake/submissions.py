@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import new_id, unit_of_work
-from app.domain.errors import Conflict, MalformedBody, NotFound
-from app.domain.intake.models import KEYED_OUTCOMES, Submission
+from app.domain.errors import Conflict, DomainError, MalformedBody, NotFound
+from app.domain.intake.models import Submission
 from app.domain.intake.parsing import BodyError, parse_body
-from app.domain.intake.schemas import IntakeResult, Rejection
-from app.domain.intake.service import IntakeContext, accept_payload, record_rejection
-from app.domain.outbox.relay import relay_now
+from app.domain.intake.schemas import IntakeResult, SubmissionDraft
+from app.domain.intake.service import IntakeContext, accept_payload, store_rejection
 from app.domain.sources.models import Source
 from app.domain.sources.service import get_source
 
@@ -43,55 +43,50 @@ async def replay_submission(ctx: IntakeContext, submission_id: uuid.UUID) -> Int
     """Run a rejected submission's stored body through today's source config, as a new linked submission.
 
     The caller (an admin) vouches for it, so signature, origin and rate checks are not repeated. Replaying
-    again after a successful replay returns that replay's lead instead of creating another.
+    again after a successful replay returns that replay's lead instead of creating another (the database
+    function serializes concurrent replays of one submission).
     """
     async with unit_of_work(ctx.sessions) as session:
-        original = await session.scalar(
-            select(Submission).where(Submission.id == submission_id).with_for_update())
+        original = await session.get(Submission, submission_id)
         if original is None:
             raise NotFound(f"no submission {submission_id}")
-        outcome = await _replay_locked(ctx, session, original)
-    if isinstance(outcome, Rejection):
-        outcome.error.extra.setdefault("submission_id", str(outcome.submission_id))
-        outcome.error.extra.setdefault("replay_of", str(submission_id))
-        raise outcome.error
-    if outcome.outbox_ids:
-        await relay_now(ctx.redis, outcome.outbox_ids)
-    return outcome
-
-
-async def _replay_locked(ctx: IntakeContext, session: AsyncSession, original: Submission):
-    if original.outcome != "rejected":
-        raise Conflict(f"only rejected submissions can be replayed; this one is {original.outcome}",
-                       extra={"code": "not_rejected"})
-    if original.replayed_by_id is not None:
-        previous = await session.get(Submission, original.replayed_by_id)
-        if previous is not None and previous.outcome in (*KEYED_OUTCOMES, "duplicate"):
-            return IntakeResult(lead_number=previous.answered_lead_number or "", submission_id=previous.id,
-                                status="duplicate", source_kind="", lead_id=previous.lead_id)
-    if original.body_truncated:
-        raise Conflict("the stored body was cut at the size limit and cannot be replayed",
-                       extra={"code": "body_truncated"})
-    source = await session.get(Source, original.source_id)
+        _check_replayable(original)
+        if original.replayed_by_id is not None:
+            previous = await session.get(Submission, original.replayed_by_id)
+            if previous is not None and previous.answered_lead_number is not None:
+                return IntakeResult(lead_number=previous.answered_lead_number, submission_id=previous.id,
+                                    status="duplicate", source_kind="", lead_id=previous.lead_id)
+        source = await session.get(Source, original.source_id)
     assert source is not None
     if not source.enabled:
         raise Conflict(f"source {source.key!r} is disabled; enable it before replaying",
                        extra={"code": "source_disabled"})
-    replay = Submission(
+    draft = SubmissionDraft(
         id=new_id(), source_id=source.id, received_at=ctx.clock.now(), content_type=original.content_type,
         raw_body=original.raw_body, body_truncated=False, body_sha256=original.body_sha256,
-        headers=original.headers, remote_addr=original.remote_addr, reasons=[], mapping_log=[],
-        replay_of_id=original.id,
-    )
-    original.replayed_by_id = replay.id
+        headers=original.headers, remote_addr=original.remote_addr, replay_of_id=original.id)
     try:
         payload = parse_body(original.raw_body, original.content_type)
     except BodyError as error:
-        outcome = record_rejection(session, replay, MalformedBody(error.message, extra={"code": error.code}), [])
-    else:
-        outcome = await accept_payload(ctx, session, source, replay, payload,
-                                        original.headers.get("idempotency-key"))
-    if isinstance(outcome, IntakeResult):
-        outcome.source_kind = source.kind
-    await session.flush()
-    return outcome
+        await _store_failed_replay(ctx, draft, MalformedBody(error.message, extra={"code": error.code}), [])
+    try:
+        return await accept_payload(ctx, source, draft, payload, original.headers.get("idempotency-key"))
+    except DomainError as error:
+        error.extra.setdefault("replay_of", str(submission_id))
+        raise
+
+
+def _check_replayable(original: Submission) -> None:
+    if original.outcome != "rejected":
+        raise Conflict(f"only rejected submissions can be replayed; this one is {original.outcome}",
+                       extra={"code": "not_rejected"})
+    if original.body_truncated:
+        raise Conflict("the stored body was cut at the size limit and cannot be replayed",
+                       extra={"code": "body_truncated"})
+
+
+async def _store_failed_replay(
+    ctx: IntakeContext, draft: SubmissionDraft, error: DomainError, mapping_log: list
+) -> NoReturn:
+    error.extra.setdefault("replay_of", str(draft.replay_of_id))
+    await store_rejection(ctx, draft, error, mapping_log)

@@ -1,7 +1,9 @@
-"""R1.12: hand committed outbox rows to the arq queue — at once after commit, and again by a sweep.
+"""R1.12: hand committed outbox rows to the arq queue.
 
-The arq job id is the outbox id, so handing the same row over twice is a no-op while the job is queued,
-running or its result is kept; jobs also check `processed_at` themselves, so a late duplicate does nothing.
+The API never talks to Redis for this: `leadflow_accept_submission()` writes the row and NOTIFYs
+`leadflow_outbox` in the lead's transaction; the worker wakes on it (and also sweeps on a timer) and hands
+rows over here. The arq job id is `outbox:<id>`, so a second hand-over of a queued row is a no-op; jobs check
+`processed_at`, so a late duplicate does nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import datetime, timedelta
 import structlog
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
@@ -21,6 +23,7 @@ from app.domain.outbox.models import OutboxMessage
 
 log = structlog.get_logger(__name__)
 
+NOTIFY_CHANNEL = "leadflow_outbox"
 QUEUE_ERRORS = (RedisError, OSError, TimeoutError)
 
 
@@ -28,27 +31,15 @@ async def enqueue(redis: ArqRedis, job: str, outbox_id: uuid.UUID) -> None:
     await redis.enqueue_job(job, str(outbox_id), _job_id=f"outbox:{outbox_id}")
 
 
-async def relay_now(redis: ArqRedis, outbox_ids: list[uuid.UUID], job: str = "assign_lead") -> bool:
-    """Best-effort hand-over right after commit. False (and a log line) when Redis is down: the sweep retries."""
-    try:
-        for outbox_id in outbox_ids:
-            await enqueue(redis, job, outbox_id)
-    except QUEUE_ERRORS as error:
-        log.warning("outbox_relay_deferred", reason="queue_unavailable", error=str(error)[:200],
-                    outbox_ids=[str(i) for i in outbox_ids])
-        return False
-    return True
-
-
 async def sweep(
-    sessions: async_sessionmaker[AsyncSession], redis: ArqRedis, clock: Clock, *, grace_seconds: float,
-    requeue_after_seconds: float, batch: int = 500,
+    sessions: async_sessionmaker[AsyncSession], redis: ArqRedis, clock: Clock, *, requeue_after_seconds: float,
+    batch: int = 500,
 ) -> int:
-    """Hand over unprocessed rows older than the grace period. Returns how many were handed over.
+    """Hand over unprocessed rows never handed over, or handed over long ago. Returns how many.
 
-    A row is handed over once by the sweep, then again only if still unprocessed `requeue_after_seconds`
-    later (its job may have been lost with a Redis that kept nothing). Rows are claimed with SKIP LOCKED so
-    several workers sweep without double work; a Redis failure stops the pass and is recorded on the rows.
+    A row handed over and still unprocessed `requeue_after_seconds` later is handed over again (its job may
+    have been lost with a Redis that kept nothing). Rows are claimed with SKIP LOCKED so several workers
+    sweep without double work. If Redis fails, the transaction rolls back: nothing is marked handed over.
     """
     now = clock.now()
     handed = 0
@@ -56,31 +47,22 @@ async def sweep(
         rows = list(await session.scalars(
             select(OutboxMessage).where(
                 OutboxMessage.processed_at.is_(None),
-                OutboxMessage.created_at < now - timedelta(seconds=grace_seconds),
                 or_(OutboxMessage.enqueued_at.is_(None),
                     OutboxMessage.enqueued_at < now - timedelta(seconds=requeue_after_seconds)))
             .order_by(OutboxMessage.created_at).limit(batch).with_for_update(skip_locked=True)))
         for row in rows:
-            try:
-                await enqueue(redis, row.job, row.id)
-            except QUEUE_ERRORS as error:
-                pending = [r.id for r in rows[handed:]]
-                await session.execute(
-                    update(OutboxMessage).where(OutboxMessage.id.in_(pending)).values(
-                        enqueue_attempts=OutboxMessage.enqueue_attempts + 1, last_error=str(error)[:500]))
-                log.warning("outbox_sweep_interrupted", reason="queue_unavailable", pending=len(pending))
-                break
+            await enqueue(redis, row.job, row.id)
             row.enqueued_at = now
             row.enqueue_attempts += 1
             handed += 1
     if handed:
-        log.info("outbox_swept", handed=handed)
+        log.info("outbox_relayed", handed=handed)
     return handed
 
 
-async def backlog(session: AsyncSession, now: datetime, grace_seconds: float) -> int:
-    """Unprocessed rows older than the grace period: work that is late, for metrics and alerts."""
+async def backlog(session: AsyncSession, now: datetime, late_after_seconds: float) -> int:
+    """Unprocessed rows older than `late_after_seconds`: work that is late, for metrics and alerts."""
     return int(await session.scalar(
         select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.processed_at.is_(None),
-            OutboxMessage.created_at < now - timedelta(seconds=grace_seconds))) or 0)
+            OutboxMessage.created_at < now - timedelta(seconds=late_after_seconds))) or 0)
