@@ -67,7 +67,7 @@ BEGIN
         FROM submissions r JOIN submissions s ON s.id = r.replayed_by_id
         WHERE r.id = p_replay_of;
         IF FOUND AND v_earlier.o IN ('accepted', 'merged', 'duplicate', 'spam') THEN
-            RETURN QUERY SELECT 'already_replayed'::text, v_earlier.l, v_earlier.n, v_earlier.i::text;
+            RETURN QUERY SELECT 'already_replayed'::text, v_earlier.l, v_earlier.n::text, v_earlier.i::text;
             RETURN;
         END IF;
     END IF;

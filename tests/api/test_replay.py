@@ -52,3 +52,17 @@ async def test_submission_admin_api_needs_the_admin_token(client, make_source):
     assert r.status_code == 401 and r.json()["code"] == "invalid_token"
     r = await client.get("/v1/sources", headers={"Authorization": "Bearer wrong"})
     assert r.status_code == 401
+
+
+async def test_concurrent_replays_of_one_submission_make_one_lead(client, make_source, admin, db):
+    import asyncio
+
+    await make_source(key="expo4")
+    rejected = await client.post("/v1/intake/expo4", json={"姓名": "牛先生", "手机号码": "13612345670"})
+    await client.patch("/v1/sources/expo4", headers=admin, json={"field_mapping": {"手机号码": "phone"}})
+    url = f"/v1/submissions/{rejected.json()['submission_id']}/replay"
+    answers = await asyncio.gather(*[client.post(url, headers=admin) for _ in range(5)])
+    assert {a.status_code for a in answers} <= {200, 201} and [a.status_code for a in answers].count(201) == 1
+    assert len({a.json()["lead_id"] for a in answers}) == 1
+    async with db.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(Lead))).scalar_one() == 1

@@ -56,3 +56,11 @@ sources:
         await load_sources(session, parse_sources_file(path), SystemClock())
     source = (await client.get("/v1/sources/expo-qr", headers=admin)).json()
     assert source["options"] == {"company_size": ["1-50", "51-500"]} and source["auth"]["honeypot_field"] == "website"
+
+
+async def test_disabling_a_source_takes_effect_on_the_next_request(client, admin, make_source):
+    await make_source(key="campaign")
+    assert (await client.post("/v1/intake/campaign", json={"name": "甲", "phone": "13800138000"})).status_code == 201
+    await client.patch("/v1/sources/campaign", headers=admin, json={"enabled": False})
+    r = await client.post("/v1/intake/campaign", json={"name": "乙", "phone": "13800138001"})
+    assert r.status_code == 403 and r.json()["code"] == "source_disabled"
