@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     source_cache_seconds: float = Field(default=2.0, alias="LEADFLOW_SOURCE_CACHE_SECONDS", ge=0)
     retry_after_seconds: int = Field(default=5, alias="LEADFLOW_RETRY_AFTER_SECONDS", ge=1)
 
+    # Assignment (R2).
+    default_capacity: int = Field(default=5, alias="LEADFLOW_DEFAULT_CAPACITY", ge=0)
+    assignment_max_tries: int = Field(default=5, alias="LEADFLOW_ASSIGNMENT_MAX_TRIES", ge=1)
+    assignment_retry_seconds: float = Field(default=30.0, alias="LEADFLOW_ASSIGNMENT_RETRY_SECONDS", ge=0)
+    assignment_fallback_rounds: int = Field(default=3, alias="LEADFLOW_ASSIGNMENT_FALLBACK_ROUNDS", ge=1)
+
     # Outbox relay and worker.
     outbox_sweep_interval_seconds: float = Field(default=2.0, alias="LEADFLOW_OUTBOX_SWEEP_INTERVAL")
     # Unprocessed outbox rows older than this count as backlog (metrics, alerts).

@@ -21,7 +21,7 @@ async def assign_lead(ctx: dict[str, Any], outbox_id: str) -> str:
     structlog.contextvars.bind_contextvars(job_id=ctx.get("job_id"), outbox_id=outbox_id)
     try:
         async with unit_of_work(ctx["sessions"]) as session:
-            outcome = await handle_assignment_request(session, uuid.UUID(outbox_id), ctx["clock"])
+            outcome = await handle_assignment_request(session, uuid.UUID(outbox_id), ctx["clock"], ctx["settings"])
     except Unavailable as error:
         log.warning("assign_lead_retry", reason=error.dependency, attempt=ctx.get("job_try"))
         raise Retry(defer=RETRY_DEFER_SECONDS) from error

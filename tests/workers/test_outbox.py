@@ -9,6 +9,7 @@ from app.domain.leads.models import AuditEntry, Lead
 from app.domain.outbox.models import OutboxMessage
 from app.domain.outbox.relay import enqueue, sweep
 from tests.conftest import eventually
+from tests.people import make_team
 
 
 async def statuses(db) -> list[str]:
@@ -22,25 +23,26 @@ async def unprocessed(db) -> int:
                                    .where(OutboxMessage.processed_at.is_(None)))).scalar_one()
 
 
-async def test_accepted_lead_is_queued_for_assignment_in_its_own_transaction(client, make_source, db, worker):
+async def test_accepted_lead_is_queued_and_assigned_by_the_worker(client, make_source, db, worker, app):
     await make_source(key="web")
+    await make_team(app, reps=1)
     r = await client.post("/v1/intake/web", json={"name": "张三", "phone": "13800138000"})
     assert r.status_code == 201
-    await eventually(lambda: _all_awaiting(db, 1))
+    await eventually(lambda: _all_assigned(db, 1))
     async with db.connect() as conn:
         [entry] = (await conn.execute(select(AuditEntry).where(AuditEntry.action == "assign"))).all()
-    # the placeholder is honest: nothing was assigned, it is recorded as skipped with its reason
-    assert (entry.action_result, entry.reason) == ("skipped", "awaiting_assignment")
+    assert (entry.action_result, entry.detail["assignee"]) == ("success", "rep0")
 
 
-async def _all_awaiting(db, n: int) -> bool:
-    return await statuses(db) == ["awaiting_assignment"] * n and await unprocessed(db) == 0
+async def _all_assigned(db, n: int) -> bool:
+    return await statuses(db) == ["assigned"] * n and await unprocessed(db) == 0
 
 
 async def test_handing_the_same_row_over_twice_runs_the_job_once(client, make_source, db, worker, app):
     await make_source(key="web")
+    await make_team(app, reps=2)
     await client.post("/v1/intake/web", json={"name": "张三", "phone": "13800138000"})
-    await eventually(lambda: _all_awaiting(db, 1))
+    await eventually(lambda: _all_assigned(db, 1))
     async with db.connect() as conn:
         outbox_id = (await conn.execute(select(OutboxMessage.id))).scalar_one()
     await enqueue(app.state.redis, "assign_lead", outbox_id)
@@ -58,9 +60,10 @@ async def _queue_empty(worker) -> bool:
 
 
 async def test_with_redis_down_intake_still_answers_and_every_job_runs_once_redis_is_back(
-    client, make_source, db, worker, stack
+    client, make_source, db, worker, stack, app
 ):
     await make_source(key="web")
+    await make_team(app, reps=5)
     stack.stop_redis()
     try:
         answers = [await client.post("/v1/intake/web", json={"name": f"客户{i}", "phone": f"1380013{i:04d}"})
@@ -69,4 +72,4 @@ async def test_with_redis_down_intake_still_answers_and_every_job_runs_once_redi
         assert await unprocessed(db) == 5
     finally:
         stack.start_redis()
-    await eventually(lambda: _all_awaiting(db, 5), within=20)
+    await eventually(lambda: _all_assigned(db, 5), within=20)

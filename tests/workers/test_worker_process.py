@@ -11,9 +11,10 @@ from sqlalchemy import select
 
 from app.domain.leads.models import Lead
 from tests.conftest import eventually
+from tests.people import make_team
 
 
-async def test_worker_process_assigns_leads_and_stops_cleanly_on_sigint(client, make_source, db, settings):
+async def test_worker_process_assigns_leads_and_stops_cleanly_on_sigint(client, make_source, db, settings, app):
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
            "LEADFLOW_OUTBOX_SWEEP_INTERVAL": "5",
            "LEADFLOW_WORKER_HEARTBEAT_INTERVAL": "0.2"}  # a slow timer: the NOTIFY must do the waking
@@ -21,12 +22,13 @@ async def test_worker_process_assigns_leads_and_stops_cleanly_on_sigint(client, 
                                                 stderr=asyncio.subprocess.PIPE)
     try:
         await make_source(key="web")
+        await make_team(app, reps=1)
         r = await client.post("/v1/intake/web", json={"name": "张三", "phone": "13800138000"})
 
         async def awaiting():
             async with db.connect() as conn:
                 status = (await conn.execute(select(Lead.status))).scalar_one()
-            return status == "awaiting_assignment"
+            return status == "assigned"
 
         await eventually(awaiting, within=20)
         ready = await eventually(lambda: _ready(client), within=10)

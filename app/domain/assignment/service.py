@@ -1,4 +1,4 @@
-"""R2: assignment. Until the assignment engine lands, a lead's job only records that it awaits assignment."""
+"""R2 entry point for the worker: process one `assign_lead` outbox row exactly once."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.assignment.engine import assign_lead
 from app.domain.clock import Clock
-from app.domain.leads import audit
-from app.domain.leads.models import Lead
 from app.domain.outbox.models import OutboxMessage
+from app.settings import Settings
 
 
-async def handle_assignment_request(session: AsyncSession, outbox_id: uuid.UUID, clock: Clock) -> str:
-    """Process one `assign_lead` outbox row exactly once. Returns what happened, for the job log.
+async def handle_assignment_request(
+    session: AsyncSession, outbox_id: uuid.UUID, clock: Clock, settings: Settings
+) -> str:
+    """Run one assignment round for the row's lead and mark the row processed, in one transaction.
 
-    No rep is chosen yet (the engine is a later issue): the lead is marked `awaiting_assignment` and the
-    audit log says so with result `skipped`, never `success`.
+    A round that must be repeated (nobody eligible yet, or the rule's window is closed) writes the next
+    attempt as a new outbox row with `not_before`: durable, and relayed like any other.
     """
     row = await session.scalar(select(OutboxMessage).where(OutboxMessage.id == outbox_id).with_for_update())
     if row is None:
@@ -25,12 +27,11 @@ async def handle_assignment_request(session: AsyncSession, outbox_id: uuid.UUID,
     if row.processed_at is not None:
         return "already_processed"
     now = clock.now()
-    lead = await session.get(Lead, row.lead_id, with_for_update=True) if row.lead_id else None
-    if lead is not None and lead.status == "new":
-        lead.status = "awaiting_assignment"
-        lead.updated_at = now
-        audit.record(session, lead_id=lead.id, action="assign", result="skipped", at=now,
-                     reason="awaiting_assignment", detail={"why": "assignment engine not configured yet",
-                                                          "outbox_id": str(outbox_id)})
     row.processed_at = now
-    return "awaiting_assignment"
+    if row.lead_id is None:
+        return "no_lead"
+    outcome = await assign_lead(session, row.lead_id, now, settings)
+    if outcome.retry_at is not None:
+        session.add(OutboxMessage(job="assign_lead", payload=row.payload, lead_id=row.lead_id, created_at=now,
+                                  not_before=outcome.retry_at))
+    return outcome.result

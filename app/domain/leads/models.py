@@ -18,6 +18,8 @@ lead_number_seq = Sequence("lead_number_seq", metadata=Base.metadata)
 LEAD_STATUSES = ("new", "awaiting_assignment", "assigned", "claimed", "assignment_failed", "won", "lost",
                  "closed")
 OPEN_STATUSES = ("new", "awaiting_assignment", "assigned", "claimed", "assignment_failed")
+# What counts against a rep's capacity (R2.3): given to them and not yet closed or returned.
+PENDING_STATUSES = ("assigned", "claimed")
 
 
 class Lead(Base):
@@ -48,8 +50,17 @@ class Lead(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime]
     last_inquiry_at: Mapped[datetime]
-    # Stage timestamps (R2.8): trigger = committed; the assignment issue adds match/push/claim.
+    # R2: who has it. Stage timestamps (R2.8): trigger = committed, match = rep chosen, push = notification
+    # delivered, claim = the rep took it.
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), index=True)
+    team_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("teams.id"))
+    rule_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("assignment_rules.id"))
+    assignment_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    claim_due_at: Mapped[datetime | None]
     triggered_at: Mapped[datetime | None]
+    matched_at: Mapped[datetime | None]
+    pushed_at: Mapped[datetime | None]
+    claimed_at: Mapped[datetime | None]
 
 
 class Inquiry(Base):

@@ -24,6 +24,8 @@ class OutboxMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     lead_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("leads.id"), index=True)
     created_at: Mapped[datetime]
+    # Not to be handed over before this (a retry 30 s later, a lead waiting for its rule's window).
+    not_before: Mapped[datetime | None]
     enqueued_at: Mapped[datetime | None]
     enqueue_attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)

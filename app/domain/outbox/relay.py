@@ -47,6 +47,7 @@ async def sweep(
         rows = list(await session.scalars(
             select(OutboxMessage).where(
                 OutboxMessage.processed_at.is_(None),
+                or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
                 or_(OutboxMessage.enqueued_at.is_(None),
                     OutboxMessage.enqueued_at < now - timedelta(seconds=requeue_after_seconds)))
             .order_by(OutboxMessage.created_at).limit(batch).with_for_update(skip_locked=True)))

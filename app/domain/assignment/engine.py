@@ -1,0 +1,161 @@
+"""R2.2–R2.5, R2.11, R2.12: give one lead to a rep who can and will take it, or say loudly why not.
+
+Concurrency is settled in PostgreSQL: the lead row is locked, then the team's member rows in user-id order
+(the same order in every worker, so no deadlock). Capacity counts and the round-robin position are read under
+those locks, so two workers can neither overfill a rep nor hand one lead out twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.assignment.eligibility import Candidate, choose
+from app.domain.assignment.models import AssignmentRule, Notification, Ticket
+from app.domain.assignment.windows import is_open, next_open
+from app.domain.leads import audit
+from app.domain.leads.models import PENDING_STATUSES, Lead
+from app.domain.people.models import Role, Team, TeamMember, User, assignment_turn_seq
+from app.settings import Settings
+
+ASSIGNABLE_STATUSES = ("new", "awaiting_assignment")
+
+
+@dataclass
+class Outcome:
+    result: str  # assigned | waiting_window | retry | failed | not_assignable
+    retry_at: datetime | None = None
+    assignee_id: uuid.UUID | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+async def find_rule(session: AsyncSession, source_id: uuid.UUID) -> AssignmentRule | None:
+    """The enabled rule for this source with the lowest priority number; source-specific before catch-all."""
+    return await session.scalar(
+        select(AssignmentRule)
+        .where(AssignmentRule.enabled, (AssignmentRule.source_id == source_id) | AssignmentRule.source_id.is_(None))
+        .order_by(AssignmentRule.source_id.is_(None), AssignmentRule.priority, AssignmentRule.created_at)
+        .limit(1))
+
+
+async def load_candidates(
+    session: AsyncSession, team_id: uuid.UUID, default_capacity: int, *, lock: bool
+) -> list[Candidate]:
+    """Every member of the team with what eligibility needs; with `lock`, their rows stay locked."""
+    members = select(User.id).join(TeamMember, TeamMember.user_id == User.id).where(TeamMember.team_id == team_id)
+    if lock:
+        await session.execute(select(User.id).where(User.id.in_(members)).order_by(User.id).with_for_update())
+    pending = (select(Lead.assignee_id, func.count().label("n")).where(Lead.status.in_(PENDING_STATUSES))
+               .group_by(Lead.assignee_id).subquery())
+    rows = await session.execute(
+        select(User, TeamMember.tier, Role.permissions, func.coalesce(pending.c.n, 0))
+        .join(TeamMember, TeamMember.user_id == User.id).join(Role, Role.id == User.role_id)
+        .outerjoin(pending, pending.c.assignee_id == User.id)
+        .where(TeamMember.team_id == team_id).order_by(User.id))
+    return [Candidate(user_id=user.id, name=user.name, tier=tier, is_active=user.is_active, on_duty=user.on_duty,
+                      permissions=list(permissions or []),
+                      capacity=user.capacity if user.capacity is not None else default_capacity,
+                      pending=int(count), last_turn=user.last_turn, last_assigned_at=user.last_assigned_at)
+            for user, tier, permissions, count in rows]
+
+
+async def assign_lead(session: AsyncSession, lead_id: uuid.UUID, now: datetime, settings: Settings) -> Outcome:
+    """One assignment round for one lead, inside the caller's transaction. Never reports "assigning"."""
+    lead = await session.get(Lead, lead_id, with_for_update=True)
+    if lead is None or lead.status not in ASSIGNABLE_STATUSES:
+        return Outcome("not_assignable", detail={"status": lead.status if lead else None})
+    rule = await find_rule(session, lead.source_id)
+    if rule is None:
+        return await _failed_round(session, lead, None, now, settings, "no_rule", [])
+    tz = ZoneInfo(rule.timezone or settings.business_timezone)
+    if not is_open(rule.window, tz, now):
+        opens = next_open(rule.window, tz, now)
+        if lead.status == "new":
+            audit.record(session, lead_id=lead.id, action="assign", result="skipped", at=now,
+                         reason="outside_window", detail={"rule": rule.name, "opens_at": opens.isoformat()})
+        lead.status, lead.updated_at = "awaiting_assignment", now
+        return Outcome("waiting_window", retry_at=opens, detail={"opens_at": opens.isoformat()})
+    candidates = await load_candidates(session, rule.team_id, settings.default_capacity, lock=True)
+    chosen, skipped = choose(candidates, rule.strategy)
+    if chosen is None:
+        return await _failed_round(session, lead, rule, now, settings, "no_eligible_candidate", skipped)
+    await _give(session, lead, rule, chosen, now, skipped)
+    return Outcome("assigned", assignee_id=chosen.user_id, detail={"skipped": skipped})
+
+
+async def _give(
+    session: AsyncSession, lead: Lead, rule: AssignmentRule, chosen: Candidate, now: datetime, skipped: list
+) -> None:
+    lead.assignee_id, lead.team_id, lead.rule_id = chosen.user_id, rule.team_id, rule.id
+    lead.matched_at, lead.updated_at = now, now
+    if rule.auto_claim:
+        lead.status, lead.claimed_at, lead.claim_due_at = "claimed", now, None
+    else:
+        lead.status, lead.claim_due_at = "assigned", now + timedelta(minutes=rule.claim_sla_minutes)
+    user = await session.get(User, chosen.user_id)
+    assert user is not None
+    user.last_assigned_at = now
+    user.last_turn = await session.scalar(select(assignment_turn_seq.next_value()))
+    audit.record(session, lead_id=lead.id, action="assign", result="success", at=now, actor="system",
+                 detail={"assignee_id": str(chosen.user_id), "assignee": chosen.name, "tier": chosen.tier,
+                         "rule": rule.name, "strategy": rule.strategy, "turn": user.last_turn,
+                         "skipped": skipped})
+    if rule.auto_claim:
+        audit.record(session, lead_id=lead.id, action="claim", result="success", at=now, reason="auto_claim",
+                     actor=str(chosen.user_id))
+    await _owe_notification(session, lead.id, chosen.user_id, "lead_assigned", now,
+                            {"lead_id": lead.lead_number, "name": lead.name, "rule": rule.name})
+
+
+async def _failed_round(
+    session: AsyncSession, lead: Lead, rule: AssignmentRule | None, now: datetime, settings: Settings, reason: str,
+    skipped: list[dict[str, Any]],
+) -> Outcome:
+    """Nobody could take it: record why; after N rounds a ticket for the manager; after the last, fail."""
+    lead.assignment_attempts += 1
+    lead.updated_at = now
+    attempt = lead.assignment_attempts
+    snapshot = {"attempt": attempt, "reason": reason, "rule": rule.name if rule else None, "candidates": skipped}
+    audit.record(session, lead_id=lead.id, action="assign", result="failed", at=now, reason=reason, detail=snapshot)
+    if attempt == settings.assignment_fallback_rounds:
+        await _open_ticket(session, lead, rule, now, snapshot)
+    if attempt >= settings.assignment_max_tries:
+        lead.status = "assignment_failed"
+        audit.record(session, lead_id=lead.id, action="fail", result="failed", at=now, reason=reason,
+                     detail=snapshot)
+        return Outcome("failed", detail=snapshot)
+    lead.status = "awaiting_assignment"
+    return Outcome("retry", retry_at=now + timedelta(seconds=settings.assignment_retry_seconds), detail=snapshot)
+
+
+async def _open_ticket(
+    session: AsyncSession, lead: Lead, rule: AssignmentRule | None, now: datetime, snapshot: dict[str, Any]
+) -> None:
+    team = await session.get(Team, rule.team_id) if rule else None
+    manager_id = team.manager_id if team else None
+    session.add(Ticket(lead_id=lead.id, team_id=team.id if team else None, manager_id=manager_id, status="open",
+                       snapshot=snapshot | {"lead": {"lead_id": lead.lead_number, "name": lead.name,
+                                                     "channel": lead.channel}}, created_at=now))
+    audit.record(session, lead_id=lead.id, action="notify", result="skipped" if manager_id is None else "success",
+                 at=now, reason="ticket_opened" if manager_id else "no_manager_to_notify",
+                 detail={"manager_id": str(manager_id) if manager_id else None})
+    if manager_id is not None:
+        await _owe_notification(session, lead.id, manager_id, "assignment_failed", now,
+                                {"lead_id": lead.lead_number, "why": snapshot})
+
+
+async def _owe_notification(
+    session: AsyncSession, lead_id: uuid.UUID, user_id: uuid.UUID, kind: str, now: datetime, payload: dict,
+    dedupe_key: str = "",
+) -> None:
+    """A pending notification (delivered by the notifier jobs); once per (lead, user, kind, dedupe key)."""
+    await session.execute(insert(Notification).values(
+        id=uuid.uuid4(), lead_id=lead_id, user_id=user_id, kind=kind, dedupe_key=dedupe_key, status="pending",
+        payload=payload, created_at=now).on_conflict_do_nothing())

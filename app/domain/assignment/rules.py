@@ -1,0 +1,64 @@
+"""R2.2: assignment rules per source and/or team."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.assignment.models import AssignmentRule
+from app.domain.clock import Clock
+from app.domain.errors import NotFound
+from app.domain.people.models import Team
+from app.domain.sources.models import Source
+
+
+class Window(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    weekdays: list[int] = Field(default=[1, 2, 3, 4, 5, 6, 7], description="ISO weekdays, Monday = 1")
+    start: str = Field(default="00:00", pattern=r"^\d{2}:\d{2}$")
+    end: str = Field(default="23:59", pattern=r"^\d{2}:\d{2}$")
+
+    @field_validator("weekdays")
+    @classmethod
+    def _weekdays(cls, value: list[int]) -> list[int]:
+        if not value or any(d < 1 or d > 7 for d in value):
+            raise ValueError("weekdays are 1 (Monday) to 7 (Sunday), at least one")
+        return sorted(set(value))
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    source_key: str | None = Field(default=None, description="None: leads from any source")
+    team_id: uuid.UUID
+    strategy: Literal["round_robin", "least_loaded"] = "round_robin"
+    window: Window | None = Field(default=None, description="None: always open")
+    timezone: str | None = Field(default=None, description="Default: LEADFLOW_TIMEZONE (Asia/Shanghai)")
+    auto_claim: bool = False
+    claim_sla_minutes: int = Field(default=30, ge=1)
+    priority: int = 100
+    enabled: bool = True
+
+
+async def create_rule(session: AsyncSession, data: RuleIn, clock: Clock) -> AssignmentRule:
+    source_id = None
+    if data.source_key is not None:
+        source = await session.scalar(select(Source).where(Source.key == data.source_key))
+        if source is None:
+            raise NotFound(f"no source with key {data.source_key!r}")
+        source_id = source.id
+    if await session.get(Team, data.team_id) is None:
+        raise NotFound(f"no team {data.team_id}")
+    now = clock.now()
+    values: dict[str, Any] = data.model_dump(exclude={"source_key", "window"})
+    rule = AssignmentRule(**values, source_id=source_id,
+                          window=data.window.model_dump() if data.window else None, created_at=now, updated_at=now)
+    session.add(rule)
+    await session.flush()
+    return rule

@@ -1,0 +1,108 @@
+"""R2.1: roles, users (with opaque API tokens), teams; the principal behind a bearer token."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.clock import Clock
+from app.domain.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from app.domain.people.models import PERMISSIONS, Role, Team, TeamMember, User
+
+TOKEN_PREFIX = "lf_"
+
+
+@dataclass
+class Principal:
+    """Who is calling. The settings' admin token is a principal with every permission (bootstrap)."""
+
+    user_id: uuid.UUID | None
+    name: str
+    permissions: frozenset[str] = field(default_factory=frozenset)
+    is_admin: bool = False
+
+    def require(self, permission: str) -> None:
+        if not (self.is_admin or permission in self.permissions):
+            raise Forbidden(f"this needs the {permission} permission", extra={"code": "missing_permission",
+                                                                            "permission": permission})
+
+
+ADMIN = Principal(user_id=None, name="admin", permissions=frozenset(PERMISSIONS), is_admin=True)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def principal_for_token(session: AsyncSession, token: str) -> Principal | None:
+    """The active user holding this API token, or None. Tokens are stored only as SHA-256."""
+    row = (await session.execute(
+        select(User, Role.permissions).join(Role, Role.id == User.role_id)
+        .where(User.token_sha256 == hash_token(token), User.is_active))).first()
+    if row is None:
+        return None
+    user, permissions = row
+    return Principal(user_id=user.id, name=user.name, permissions=frozenset(permissions or []),
+                     is_admin=user.kind == "admin")
+
+
+async def create_role(session: AsyncSession, name: str, permissions: list[str], clock: Clock) -> Role:
+    unknown = sorted(set(permissions) - set(PERMISSIONS))
+    if unknown:
+        raise InvalidInput("unknown permissions", [FieldError("permissions", "unknown_permission",
+                                                              f"unknown: {', '.join(unknown)}")])
+    if await session.scalar(select(Role).where(Role.name == name)):
+        raise Conflict(f"role {name!r} exists")
+    role = Role(name=name, permissions=sorted(set(permissions)), created_at=clock.now())
+    session.add(role)
+    await session.flush()
+    return role
+
+
+async def create_user(
+    session: AsyncSession, *, name: str, kind: str, role_id: uuid.UUID, clock: Clock, capacity: int | None = None,
+    on_duty: bool = True, wecom_userid: str | None = None,
+) -> tuple[User, str]:
+    """Create a user and their API token; the token is returned once and stored only as a hash."""
+    if await session.get(Role, role_id) is None:
+        raise NotFound(f"no role {role_id}")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(24)
+    user = User(name=name, kind=kind, role_id=role_id, capacity=capacity, on_duty=on_duty, is_active=True,
+                wecom_userid=wecom_userid, token_sha256=hash_token(token), created_at=clock.now())
+    session.add(user)
+    await session.flush()
+    return user, token
+
+
+async def create_team(
+    session: AsyncSession, *, name: str, manager_id: uuid.UUID | None, primary: list[uuid.UUID],
+    backup: list[uuid.UUID], clock: Clock,
+) -> Team:
+    if await session.scalar(select(Team).where(Team.name == name)):
+        raise Conflict(f"team {name!r} exists")
+    team = Team(name=name, manager_id=manager_id, created_at=clock.now())
+    session.add(team)
+    await session.flush()
+    await set_members(session, team.id, primary, backup)
+    return team
+
+
+async def set_members(session: AsyncSession, team_id: uuid.UUID, primary: list[uuid.UUID],
+                      backup: list[uuid.UUID]) -> None:
+    """Replace the team's membership: primary members first in line, backups when all primaries are full."""
+    both = set(primary) & set(backup)
+    if both:
+        raise InvalidInput("a member cannot be primary and backup",
+                           [FieldError("backup", "duplicate_member", f"{len(both)} user(s) in both lists")])
+    await session.execute(delete(TeamMember).where(TeamMember.team_id == team_id))
+    for tier, users in (("primary", primary), ("backup", backup)):
+        for user_id in users:
+            if await session.get(User, user_id) is None:
+                raise NotFound(f"no user {user_id}")
+            session.add(TeamMember(team_id=team_id, user_id=user_id, tier=tier))
+    await session.flush()

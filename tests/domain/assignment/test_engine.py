@@ -1,0 +1,195 @@
+"""R2.2–R2.5, R2.11: who gets a lead, who is skipped and why, and what happens when nobody can take it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from app.db import unit_of_work
+from app.domain.assignment.models import Notification, Ticket
+from app.domain.assignment.service import handle_assignment_request
+from app.domain.clock import FrozenClock
+from app.domain.leads.models import AuditEntry, Lead
+from app.domain.outbox.models import OutboxMessage
+from app.domain.people.models import User
+from tests.people import make_team
+
+# A Wednesday, 10:00 in Shanghai.
+WEDNESDAY_10 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock():
+    return FrozenClock(WEDNESDAY_10)
+
+
+async def post_leads(client, n: int, key: str = "web", start: int = 0) -> list[str]:
+    numbers = []
+    for i in range(start, start + n):
+        r = await client.post(f"/v1/intake/{key}", json={"name": f"客户{i}", "phone": f"1380000{i:04d}"})
+        assert r.status_code == 201, r.text
+        numbers.append(r.json()["lead_id"])
+    return numbers
+
+
+async def drain(app, settings, clock) -> None:
+    """Run every due assignment round, as the worker would, until none is left."""
+    while True:
+        async with unit_of_work(app.state.sessions) as session:
+            due = list(await session.scalars(
+                select(OutboxMessage.id).where(OutboxMessage.processed_at.is_(None),
+                                               (OutboxMessage.not_before.is_(None))
+                                               | (OutboxMessage.not_before <= clock.now()))
+                .order_by(OutboxMessage.created_at)))
+        if not due:
+            return
+        for outbox_id in due:
+            async with unit_of_work(app.state.sessions) as session:
+                await handle_assignment_request(session, outbox_id, clock, settings)
+
+
+async def leads(app) -> list[Lead]:
+    async with unit_of_work(app.state.sessions) as session:
+        return list(await session.scalars(select(Lead).order_by(Lead.created_at, Lead.lead_number)))
+
+
+async def audit(app, lead_id, action="assign") -> list[AuditEntry]:
+    async with unit_of_work(app.state.sessions) as session:
+        return list(await session.scalars(select(AuditEntry).where(AuditEntry.lead_id == lead_id,
+                                                                   AuditEntry.action == action)
+                                          .order_by(AuditEntry.created_at, AuditEntry.id)))
+
+
+async def test_round_robin_gives_each_rep_one_in_turn(app, client, make_source, settings, clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=3)
+    await post_leads(client, 9)
+    await drain(app, settings, clock)
+    got = Counter(lead.assignee_id for lead in await leads(app))
+    assert got == {rep.id: 3 for rep in team.reps}
+    assert {lead.status for lead in await leads(app)} == {"assigned"}
+
+
+async def test_rep_without_claim_permission_is_skipped_with_reason(app, client, make_source, settings, clock):
+    """The field guide's 47-hour story: a role without lead.claim is skipped, loudly, not silently."""
+    await make_source(key="web")
+    team = await make_team(app, reps=2, rep_overrides=[{"role": "viewer"}, {}])
+    [number] = await post_leads(client, 1)
+    await drain(app, settings, clock)
+    [lead] = await leads(app)
+    assert lead.assignee_id == team.reps[1].id
+    [entry] = await audit(app, lead.id)
+    assert entry.action_result == "success"
+    assert [(s["name"], s["reason"]) for s in entry.detail["skipped"]] == [("rep0", "no_claim_permission")]
+    assert number == lead.lead_number
+
+
+@pytest.mark.parametrize(("override", "reason"), [
+    ({"on_duty": False}, "off_duty"), ({"capacity": 0}, "at_capacity")])
+async def test_each_skip_reason_is_recorded(app, client, make_source, settings, clock, override, reason):
+    await make_source(key="web")
+    await make_team(app, reps=2, rep_overrides=[override, {}])
+    await post_leads(client, 1)
+    await drain(app, settings, clock)
+    [lead] = await leads(app)
+    [entry] = await audit(app, lead.id)
+    assert [s["reason"] for s in entry.detail["skipped"]] == [reason]
+
+
+async def test_inactive_rep_is_skipped(app, client, make_source, settings, clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=2)
+    async with unit_of_work(app.state.sessions) as session:
+        await session.execute(update(User).where(User.id == team.reps[0].id).values(is_active=False))
+    await post_leads(client, 1)
+    await drain(app, settings, clock)
+    [lead] = await leads(app)
+    assert lead.assignee_id == team.reps[1].id
+    assert [s["reason"] for s in (await audit(app, lead.id))[0].detail["skipped"]] == ["inactive"]
+
+
+async def test_backups_take_over_when_every_primary_is_full(app, client, make_source, settings, clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=2, backups=1, rep_overrides=[{"capacity": 1}, {"capacity": 1}, {}])
+    await post_leads(client, 4)
+    await drain(app, settings, clock)
+    got = Counter(lead.assignee_id for lead in await leads(app))
+    assert got == {team.reps[0].id: 1, team.reps[1].id: 1, team.reps[2].id: 2}
+
+
+async def test_least_loaded_prefers_the_rep_with_fewest_pending(app, client, make_source, settings, clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=2, rule={"strategy": "least_loaded"})
+    await post_leads(client, 2)
+    await drain(app, settings, clock)
+    first = await leads(app)
+    async with unit_of_work(app.state.sessions) as session:  # rep0 closes their lead
+        await session.execute(update(Lead).where(Lead.assignee_id == team.reps[0].id).values(status="won"))
+    await post_leads(client, 1, start=10)
+    await drain(app, settings, clock)
+    newest = (await leads(app))[-1]
+    assert len(first) == 2 and newest.assignee_id == team.reps[0].id
+
+
+async def test_auto_claim_rule_claims_for_the_rep(app, client, make_source, settings, clock):
+    await make_source(key="web")
+    await make_team(app, reps=1, rule={"auto_claim": True})
+    await post_leads(client, 1)
+    await drain(app, settings, clock)
+    [lead] = await leads(app)
+    assert lead.status == "claimed" and lead.claimed_at == clock.now()
+    assert [e.reason for e in await audit(app, lead.id, "claim")] == ["auto_claim"]
+
+
+async def test_nobody_eligible_retries_then_tickets_the_manager_then_fails(app, client, make_source, settings, clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=2, rep_role="viewer")
+    await post_leads(client, 1)
+    for _ in range(settings.assignment_max_tries):
+        await drain(app, settings, clock)
+        clock.advance(seconds=settings.assignment_retry_seconds)
+    await drain(app, settings, clock)
+    [lead] = await leads(app)
+    assert lead.status == "assignment_failed" and lead.assignment_attempts == settings.assignment_max_tries
+    rounds = await audit(app, lead.id)
+    assert [e.action_result for e in rounds] == ["failed"] * 5
+    assert {s["reason"] for s in rounds[0].detail["candidates"]} == {"no_claim_permission"}
+    assert [e.reason for e in await audit(app, lead.id, "fail")] == ["no_eligible_candidate"]
+    async with unit_of_work(app.state.sessions) as session:
+        [ticket] = list(await session.scalars(select(Ticket)))
+        [owed] = list(await session.scalars(select(Notification).where(Notification.kind == "assignment_failed")))
+    assert ticket.manager_id == team.manager.id and ticket.snapshot["attempt"] == settings.assignment_fallback_rounds
+    assert ticket.snapshot["lead"]["lead_id"] == lead.lead_number and owed.user_id == team.manager.id
+
+
+async def test_retries_wait_the_configured_interval(app, client, make_source, settings, clock):
+    await make_source(key="web")
+    await make_team(app, reps=1, rep_role="viewer")
+    await post_leads(client, 1)
+    await drain(app, settings, clock)
+    await drain(app, settings, clock)  # nothing due yet: still one round
+    [lead] = await leads(app)
+    assert lead.assignment_attempts == 1 and lead.status == "awaiting_assignment"
+    clock.advance(seconds=settings.assignment_retry_seconds)
+    await drain(app, settings, clock)
+    assert (await leads(app))[0].assignment_attempts == 2
+
+
+async def test_lead_outside_the_window_waits_and_is_assigned_when_it_opens(app, client, make_source, settings, clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=2, rule={"window": {"weekdays": [1, 2, 3, 4, 5], "start": "09:00",
+                                                          "end": "18:00"}})
+    clock.at = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)  # Friday 20:00 in Shanghai: closed until Monday 09:00
+    await post_leads(client, 4)
+    await drain(app, settings, clock)
+    assert {lead.status for lead in await leads(app)} == {"awaiting_assignment"}
+    [entry] = await audit(app, (await leads(app))[0].id)
+    assert entry.reason == "outside_window" and entry.detail["opens_at"] == "2026-11-30T01:00:00+00:00"
+    clock.at = datetime(2026, 11, 30, 1, 0, tzinfo=UTC) + timedelta(seconds=1)
+    await drain(app, settings, clock)
+    waiting = await leads(app)
+    assert {lead.status for lead in waiting} == {"assigned"}
+    assert Counter(lead.assignee_id for lead in waiting) == {rep.id: 2 for rep in team.reps}  # spread, not a burst
