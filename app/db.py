@@ -43,6 +43,7 @@ def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = False) -> A
         # dead raises, the pool is invalidated, that request answers 503 and the next one reconnects.
         pool_pre_ping=pre_ping,
         pool_timeout=5,
+        hide_parameters=True,  # SQL errors in logs must not carry raw bodies or phone numbers
         # A dead database must surface as 503 in seconds, not hang a form visitor.
         connect_args={"timeout": 3, "command_timeout": 15, "server_settings": {"timezone": "UTC"}},
     )
@@ -64,17 +65,26 @@ _UNAVAILABLE_ERRORS = (
 )
 
 
+# SQLSTATE classes that mean "not now": connection exceptions, insufficient resources (too many
+# connections, disk full), and the server shutting down or restarting (57P01-57P03).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03")
+
+
+def _is_unavailable_one(error: BaseException) -> bool:
+    if isinstance(error, _UNAVAILABLE_ERRORS):
+        return True
+    sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
 def is_database_unavailable(error: BaseException) -> bool:
     """True when the error means "cannot reach / use the database now", as opposed to a bug or bad data."""
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return True
     if isinstance(error, exc.TimeoutError):  # pool checkout timeout
         return True
-    if isinstance(error, _UNAVAILABLE_ERRORS):
-        return True
-    orig = getattr(error, "orig", None)
-    cause = error.__cause__
-    return any(isinstance(e, _UNAVAILABLE_ERRORS) for e in (orig, cause) if e is not None)
+    chain = [error, getattr(error, "orig", None), error.__cause__, getattr(error.__cause__, "__cause__", None)]
+    return any(_is_unavailable_one(e) for e in chain if e is not None)
 
 
 @asynccontextmanager
@@ -87,5 +97,5 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
         raise
     except Exception as error:
         if is_database_unavailable(error):
-            raise Unavailable("database", str(error).splitlines()[0][:200]) from error
+            raise Unavailable("database", type(error).__name__) from error
         raise

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     assignment_fallback_rounds: int = Field(default=3, alias="LEADFLOW_ASSIGNMENT_FALLBACK_ROUNDS", ge=1)
 
     # Outbox relay and worker.
-    outbox_sweep_interval_seconds: float = Field(default=2.0, alias="LEADFLOW_OUTBOX_SWEEP_INTERVAL")
+    outbox_sweep_interval_seconds: float = Field(default=0.25, alias="LEADFLOW_OUTBOX_SWEEP_INTERVAL", gt=0)
     # Unprocessed outbox rows older than this count as backlog (metrics, alerts).
     outbox_late_after_seconds: float = Field(default=10.0, alias="LEADFLOW_OUTBOX_LATE_AFTER")
     outbox_requeue_after_seconds: float = Field(default=60.0, alias="LEADFLOW_OUTBOX_REQUEUE_AFTER")

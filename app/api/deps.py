@@ -35,10 +35,14 @@ async def get_intake_context(request: Request) -> IntakeContext:
                          settings=state.settings, clock=state.clock)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request, committed when the endpoint returns without error."""
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     async with unit_of_work(request.app.state.sessions) as session:
         yield session
+
+
+# One transaction per request, committed when the endpoint function returns — before the response is sent
+# (scope="function"), so a failed commit is never answered with 2xx.
+SessionDep = Depends(_session, scope="function")
 
 
 async def require_admin(

@@ -41,6 +41,10 @@ def domain_error_response(request: Request, error: DomainError):
     if isinstance(error, Unavailable):
         headers["Retry-After"] = str(request.app.state.settings.retry_after_seconds)
         log.warning("dependency_unavailable", dependency=error.dependency, detail=error.detail)
+        # the public answer names the dependency, never hosts, ports or driver messages
+        return problem_response(503, error.code, error.title, f"{error.dependency} unavailable; retry later",
+                                instance=request.url.path, headers=headers, code="dependency_unavailable",
+                                dependency=error.dependency)
     extra = dict(error.extra)
     errors = [e.as_dict() for e in error.errors] if isinstance(error, InvalidInput) else None
     return problem_response(status, error.code, error.title, error.detail, instance=request.url.path,

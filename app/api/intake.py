@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import get_intake_context
 from app.api.problems import problem_responses
-from app.domain.errors import DomainError
+from app.domain.errors import DomainError, NotFound
 from app.domain.intake.preflight import check_preflight
 from app.domain.intake.schemas import IncomingRequest, IntakeResult
 from app.domain.intake.service import IntakeContext, receive_submission
@@ -71,8 +71,9 @@ async def read_limited_body(request: Request, limit: int) -> tuple[bytes, bool]:
 
 
 def client_address(request: Request, trust_forwarded_for: bool) -> str | None:
+    """Behind our proxy, the last X-Forwarded-For entry is the one it added (earlier ones are client-written)."""
     if trust_forwarded_for and (forwarded := request.headers.get("x-forwarded-for")):
-        return forwarded.split(",")[0].strip()[:64]
+        return forwarded.split(",")[-1].strip()[:64]
     return request.client.host if request.client else None
 
 
@@ -100,7 +101,7 @@ async def submit_lead(
     body, truncated = await read_limited_body(request, ctx.settings.max_body_bytes)
     incoming = IncomingRequest(
         source_key=source_key, body=body, body_truncated=truncated,
-        content_type=request.headers.get("content-type"),
+        content_type=(request.headers.get("content-type") or "")[:200] or None,
         headers={k.lower(): v for k, v in request.headers.items()},
         remote_addr=client_address(request, ctx.settings.trust_forwarded_for),
     )
@@ -108,11 +109,12 @@ async def submit_lead(
     try:
         result = await receive_submission(ctx, incoming)
     except DomainError as error:
-        INTAKE_REQUESTS.labels(source_key, "refused_" + error.code).inc()
+        metric_source = "unknown" if isinstance(error, NotFound) else source_key  # no series per random key
+        INTAKE_REQUESTS.labels(metric_source, "refused_" + error.code).inc()
+        INTAKE_LATENCY.labels(metric_source).observe(time.perf_counter() - started)
         error.headers = _cors_headers(origin)  # type: ignore[attr-defined]  # browsers must read the problem
         raise
-    finally:
-        INTAKE_LATENCY.labels(source_key).observe(time.perf_counter() - started)
+    INTAKE_LATENCY.labels(source_key).observe(time.perf_counter() - started)
     INTAKE_REQUESTS.labels(source_key, result.status).inc()
     return _answer(result, origin)
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import get_session, require_admin
+from app.api.deps import SessionDep, require_admin
 from app.api.problems import problem_responses
 from app.domain.intake.phone import mask_phones
 from app.domain.leads.service import get_lead_by_number, lead_audit, lead_inquiries
@@ -61,7 +61,7 @@ class LeadOut(BaseModel):
 
 @router.get("/v1/leads/{lead_id}", response_model=LeadOut, summary="A lead by its number (LD-YYYYMMDD-NNNNNN)",
             responses=problem_responses(404))
-async def read_lead(lead_id: str, session: AsyncSession = Depends(get_session)) -> LeadOut:
+async def read_lead(lead_id: str, session: AsyncSession = SessionDep) -> LeadOut:
     lead = await get_lead_by_number(session, lead_id)
     inquiries = await lead_inquiries(session, lead)
     entries = await lead_audit(session, lead)

@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import get_clock, get_session, require_admin
+from app.api.deps import SessionDep, get_clock, require_admin
 from app.api.problems import problem_responses
 from app.api.submissions import SubmissionOut, submission_out
 from app.domain.clock import Clock
@@ -22,26 +22,26 @@ router = APIRouter(tags=["sources"], dependencies=[Depends(require_admin)],
 
 @router.post("/v1/sources", status_code=201, response_model=SourceOut, summary="Create a source",
              responses=problem_responses(409, 422))
-async def create_source(data: SourceIn, session: AsyncSession = Depends(get_session),
+async def create_source(data: SourceIn, session: AsyncSession = SessionDep,
                         clock: Clock = Depends(get_clock)) -> SourceOut:
     return service.to_out(await service.create_source(session, data, clock))
 
 
 @router.get("/v1/sources", response_model=list[SourceOut], summary="List sources")
-async def list_sources(session: AsyncSession = Depends(get_session)) -> list[SourceOut]:
+async def list_sources(session: AsyncSession = SessionDep) -> list[SourceOut]:
     return [service.to_out(s) for s in await service.list_sources(session)]
 
 
 @router.get("/v1/sources/{key}", response_model=SourceOut, summary="One source",
             responses=problem_responses(404))
-async def get_source(key: str, session: AsyncSession = Depends(get_session)) -> SourceOut:
+async def get_source(key: str, session: AsyncSession = SessionDep) -> SourceOut:
     return service.to_out(await service.get_source(session, key))
 
 
 @router.patch("/v1/sources/{key}", response_model=SourceOut, summary="Change a source (mapping, options, auth…)",
               responses=problem_responses(404, 422))
 async def update_source(key: str, patch: SourcePatch, request: Request,
-                        session: AsyncSession = Depends(get_session), clock: Clock = Depends(get_clock)) -> SourceOut:
+                        session: AsyncSession = SessionDep, clock: Clock = Depends(get_clock)) -> SourceOut:
     updated = service.to_out(await service.update_source(session, key, patch, clock))
     request.app.state.sources.invalidate(key)  # this process at once; others within LEADFLOW_SOURCE_CACHE_SECONDS
     return updated
@@ -54,7 +54,7 @@ async def source_submissions(
     outcome: Literal["accepted", "merged", "duplicate", "rejected", "spam"] | None = None,
     before: datetime | None = Query(default=None, description="Page: received_at of the last item seen"),
     limit: int = Query(default=50, ge=1, le=500),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = SessionDep,
 ) -> list[SubmissionOut]:
     rows = await list_submissions(session, key, outcome=outcome, before=before, limit=limit)
     return [submission_out(s) for s in rows]

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import get_intake_context, get_session, require_admin
+from app.api.deps import SessionDep, get_intake_context, require_admin
 from app.api.problems import problem_responses
 from app.domain.intake.models import Submission
 from app.domain.intake.service import IntakeContext
@@ -57,7 +57,7 @@ def submission_out(s: Submission) -> SubmissionOut:
 
 @router.get("/v1/submissions/{submission_id}", response_model=SubmissionOut, summary="One stored submission",
             responses=problem_responses(404, 422))
-async def read_submission(submission_id: uuid.UUID, session: AsyncSession = Depends(get_session)) -> SubmissionOut:
+async def read_submission(submission_id: uuid.UUID, session: AsyncSession = SessionDep) -> SubmissionOut:
     return submission_out(await get_submission(session, submission_id))
 
 

@@ -1,4 +1,4 @@
-"""The arq worker: job functions, resources in ctx, and two background loops (heartbeat, outbox sweep).
+"""The arq worker: job functions, resources in ctx, the outbox relay loop, and a heartbeat from the poll loop.
 
 The worker survives Redis outages: a failed poll is logged and retried instead of ending the process, so
 leads accepted while Redis was down are assigned as soon as it is back.
@@ -29,7 +29,24 @@ FUNCTIONS = [assign_lead]
 
 
 class ResilientWorker(Worker):
-    """An arq Worker whose poll loop outlives a Redis restart."""
+    """An arq Worker whose poll loop outlives a Redis restart, and whose heartbeat proves the loop runs."""
+
+    heartbeat_interval: float = 5.0
+    heartbeat_ttl: int = 120
+    _last_beat: float = 0.0
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        # arq takes a job slot before its Redis calls; if one fails the slot would never come back and,
+        # after max_jobs blips, the worker would pick up nothing while looking alive.
+        for job_id in job_ids:
+            started = self.job_counter
+            try:
+                await super().start_jobs([job_id])
+            except (RedisError, OSError):
+                if self.job_counter > started:
+                    self.job_counter -= 1
+                    self.sem.release()
+                raise
 
     async def _poll_iteration(self) -> None:
         try:
@@ -37,15 +54,10 @@ class ResilientWorker(Worker):
         except (RedisError, OSError) as error:
             log.warning("worker_poll_failed", reason="redis_unavailable", error=str(error)[:200])
             await asyncio.sleep(1)
-
-
-async def _every(seconds: float, name: str, action) -> None:
-    while True:
-        try:
-            await action()
-        except Exception as error:  # a loop that dies silently is the outage we exist to prevent
-            log.warning(f"{name}_failed", error=f"{type(error).__name__}: {str(error)[:200]}")
-        await asyncio.sleep(seconds)
+            return
+        if time.monotonic() - self._last_beat >= self.heartbeat_interval:
+            await self.pool.set(WORKER_HEARTBEAT_KEY, str(time.time()), ex=self.heartbeat_ttl)
+            self._last_beat = time.monotonic()
 
 
 def build_worker(settings: Settings, clock: Clock | None = None, **overrides: Any) -> ResilientWorker:
@@ -56,14 +68,7 @@ def build_worker(settings: Settings, clock: Clock | None = None, **overrides: An
         ctx.update(engine=engine, sessions=create_sessionmaker(engine), settings=settings, clock=clock,
                    relay=create_queue_client(settings))
 
-        async def beat() -> None:
-            await ctx["relay"].set(WORKER_HEARTBEAT_KEY, str(time.time()),
-                                   ex=int(settings.worker_heartbeat_max_age_seconds * 4))
-
-        ctx["loops"] = [
-            asyncio.create_task(_every(settings.worker_heartbeat_interval_seconds, "heartbeat", beat)),
-            asyncio.create_task(relay_outbox_forever(ctx)),
-        ]
+        ctx["loops"] = [asyncio.create_task(relay_outbox_forever(ctx))]
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         for task in ctx.get("loops", []):
@@ -83,4 +88,7 @@ def build_worker(settings: Settings, clock: Clock | None = None, **overrides: An
         keep_result=0, poll_delay=0.1, handle_signals=True,
     )
     options.update(overrides)
-    return ResilientWorker(**options)
+    worker = ResilientWorker(**options)
+    worker.heartbeat_interval = settings.worker_heartbeat_interval_seconds
+    worker.heartbeat_ttl = int(settings.worker_heartbeat_max_age_seconds * 4)
+    return worker

@@ -72,20 +72,8 @@ BEGIN
         END IF;
     END IF;
 
-    -- R1.11: a signature is good once.
-    IF p_signature IS NOT NULL THEN
-        INSERT INTO signature_nonces (source_id, signature, seen_at)
-        VALUES (p_source_id, p_signature, p_received_at) ON CONFLICT DO NOTHING;
-        IF NOT FOUND THEN
-            v_outcome := 'rejected';
-            v_detail := 'signature_replayed';
-            v_reasons := jsonb_build_array(jsonb_build_object(
-                'code', 'signature_replayed', 'message', 'this signature was already used'));
-        END IF;
-    END IF;
-
     -- R1.4: the same submission again answers with the original lead.
-    IF v_outcome IS NULL AND p_idempotency_key IS NOT NULL THEN
+    IF p_idempotency_key IS NOT NULL THEN
         PERFORM pg_advisory_xact_lock(hashtextextended('idem:' || p_source_id || ':' || p_idempotency_key, 0));
         SELECT s.id, s.lead_id, s.answered_lead_number, s.body_sha256 INTO v_earlier
         FROM submissions s
@@ -108,6 +96,18 @@ BEGIN
                     'code', 'duplicate_of', 'message', 'same submission as ' || v_earlier.id,
                     'submission_id', v_earlier.id));
             END IF;
+        END IF;
+    END IF;
+
+    -- R1.11: a signature is good once (an exact retry under the same key was answered above).
+    IF v_outcome IS NULL AND p_signature IS NOT NULL THEN
+        INSERT INTO signature_nonces (source_id, signature, seen_at)
+        VALUES (p_source_id, p_signature, p_received_at) ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            v_outcome := 'rejected';
+            v_detail := 'signature_replayed';
+            v_reasons := jsonb_build_array(jsonb_build_object(
+                'code', 'signature_replayed', 'message', 'this signature was already used'));
         END IF;
     END IF;
 
@@ -159,13 +159,13 @@ BEGIN
         VALUES (p_ids[4], v_lead_id, 'inquiry', 'success', 'open_lead_same_phone', 'system',
                 jsonb_build_object('submission_id', v_submission_id, 'source', p_source_key), p_received_at);
     ELSIF v_outcome = 'accepted' THEN
-        -- R1.12: the assignment job, committed with the lead; NOTIFY wakes the relay at commit.
+        -- R1.12: the assignment job, committed with the lead. (No NOTIFY: it takes a database-wide lock at
+        -- commit and would serialize every intake; the worker polls the outbox instead.)
         INSERT INTO outbox (id, job, payload, lead_id, created_at, enqueue_attempts)
         VALUES (p_ids[3], 'assign_lead', jsonb_build_object('lead_id', v_lead_id), v_lead_id, p_received_at, 0);
         INSERT INTO audit_log (id, lead_id, action, action_result, reason, actor, detail, created_at)
         VALUES (p_ids[4], v_lead_id, 'intake', 'success', NULL, 'system',
                 jsonb_build_object('submission_id', v_submission_id, 'source', p_source_key), p_received_at);
-        PERFORM pg_notify('leadflow_outbox', p_ids[3]::text);
     END IF;
 
     RETURN QUERY SELECT v_outcome, v_lead_id, v_number, v_detail;

@@ -64,6 +64,7 @@ def upgrade() -> None:
     sa.Column('window', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
     sa.Column('timezone', sa.String(length=64), nullable=True),
     sa.Column('auto_claim', sa.Boolean(), nullable=False),
+    sa.Column('auto_claim_window', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
     sa.Column('claim_sla_minutes', sa.Integer(), nullable=False),
     sa.Column('priority', sa.Integer(), nullable=False),
     sa.Column('enabled', sa.Boolean(), nullable=False),

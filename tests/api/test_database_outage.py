@@ -32,6 +32,7 @@ async def test_database_stopped_mid_run_gives_503_and_every_2xx_lead_id_exists(c
     problem = down[0].json()
     assert down[0].headers["retry-after"] == "3" and problem["type"].endswith("dependency-unavailable")
     assert down[0].headers["content-type"] == "application/problem+json" and "lead_id" not in problem
+    assert problem["dependency"] == "database" and "127.0.0.1" not in down[0].text  # no internals leak
     await asyncio.to_thread(stack.start_postgres)
     after = await eventually(lambda: _retry_ok(client), within=20)
     assert after.status_code == 201

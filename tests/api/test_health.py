@@ -51,6 +51,9 @@ async def test_metrics_count_intake_by_source_and_outcome(client, make_source):
     assert 'leadflow_intake_requests_total{outcome="refused_validation-failed",source="metered"}' in text
     assert 'leadflow_intake_duration_seconds_bucket{le="0.05",source="metered"}' in text
     assert "leadflow_outbox_backlog " in text
+    await client.post("/v1/intake/no-such-source-x1", json={})
+    text = (await client.get("/metrics")).text
+    assert "no-such-source-x1" not in text and 'outcome="refused_not-found",source="unknown"' in text
 
 
 def capture_logs() -> tuple[io.StringIO, logging.Handler]:

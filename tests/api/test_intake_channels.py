@@ -149,3 +149,30 @@ async def test_filled_honeypot_looks_accepted_but_is_stored_as_spam(client, make
     assert await leads(db) == 0
     [(outcome, reasons)] = await outcomes(db)
     assert outcome == "spam" and reasons[0]["code"] == "honeypot_filled"
+
+
+async def test_an_exact_signed_retry_under_the_same_key_gets_the_original_lead(client, make_source, db):
+    await make_source(key="erp4", auth={"mode": "hmac", "secret": "s3cret"})
+    raw, headers = signed({"name": "黄经理", "phone": "13912345678"})
+    headers["Idempotency-Key"] = "order-77"
+    first = await client.post("/v1/intake/erp4", content=raw, headers=headers)
+    retry = await client.post("/v1/intake/erp4", content=raw, headers=headers)  # sender timed out, resent bytes
+    assert first.status_code == 201 and retry.status_code == 200
+    assert retry.json()["status"] == "duplicate" and retry.json()["lead_id"] == first.json()["lead_id"]
+
+
+async def test_a_bot_reusing_a_visitors_idempotency_key_gets_nothing_of_theirs(client, make_source, db):
+    await make_source(key="h5-key", kind="wechat_h5", auth=BROWSER)
+    headers = {"Origin": "https://h5.example.cn", "Idempotency-Key": "k-1"}
+    real = await client.post("/v1/intake/h5-key", json={"name": "林", "phone": "13712345678"}, headers=headers)
+    bot = await client.post("/v1/intake/h5-key", json={"name": "x", "phone": "13712345679", "website": "x"},
+                            headers=headers)
+    assert real.status_code == 201 and bot.status_code == 201
+    assert bot.json()["lead_id"] != real.json()["lead_id"] and await leads(db) == 1
+
+
+async def test_an_overlong_content_type_is_cut_not_fatal(client, make_source, db):
+    await make_source(key="ct")
+    r = await client.post("/v1/intake/ct", content=json.dumps({"name": "甲", "phone": "13712345670"}).encode(),
+                          headers={"content-type": "application/json; x=" + "a" * 400})
+    assert r.status_code == 201

@@ -66,3 +66,16 @@ async def test_concurrent_replays_of_one_submission_make_one_lead(client, make_s
     assert len({a.json()["lead_id"] for a in answers}) == 1
     async with db.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(Lead))).scalar_one() == 1
+
+
+async def test_replaying_a_honeypot_body_says_spam_not_accepted(client, make_source, admin):
+    await make_source(key="trap", kind="wechat_h5",
+                      auth={"mode": "browser", "allowed_origins": ["https://a.cn"], "rate_limit_per_minute": 1})
+    body = {"name": "bot", "phone": "13712345678", "website": "http://spam"}
+    await client.post("/v1/intake/trap", json={"name": "a", "phone": "13712345600"}, headers={"Origin": "https://a.cn"})
+    limited = await client.post("/v1/intake/trap", json=body, headers={"Origin": "https://a.cn"})
+    assert limited.status_code == 429
+    r = await client.post(f"/v1/submissions/{limited.json()['submission_id']}/replay", headers=admin)
+    assert r.status_code == 409 and r.json()["code"] == "honeypot_filled"
+    original = (await client.get(f"/v1/submissions/{limited.json()['submission_id']}", headers=admin)).json()
+    assert original["replayed_by"] == r.json()["submission_id"]

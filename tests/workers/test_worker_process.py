@@ -16,8 +16,7 @@ from tests.people import make_team
 
 async def test_worker_process_assigns_leads_and_stops_cleanly_on_sigint(client, make_source, db, settings, app):
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
-           "LEADFLOW_OUTBOX_SWEEP_INTERVAL": "5",
-           "LEADFLOW_WORKER_HEARTBEAT_INTERVAL": "0.2"}  # a slow timer: the NOTIFY must do the waking
+           "LEADFLOW_WORKER_HEARTBEAT_INTERVAL": "0.2"}
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "app.cli", "worker", env=env,
                                                 stderr=asyncio.subprocess.PIPE)
     try:

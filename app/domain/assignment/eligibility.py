@@ -44,17 +44,20 @@ def skip_reason(candidate: Candidate) -> str | None:
     return None
 
 
-def choose(candidates: list[Candidate], strategy: str) -> tuple[Candidate | None, list[dict[str, Any]]]:
+def choose(
+    candidates: list[Candidate], strategy: str, exclude: frozenset[uuid.UUID] = frozenset()
+) -> tuple[Candidate | None, list[dict[str, Any]]]:
     """Pick from eligible primary members, else from eligible backups (R2.4). Every skip is explained.
 
     round_robin: the eligible member whose last turn is oldest (never assigned first); least_loaded: fewest
     pending leads, then oldest turn. Ties go to the lower user id, so the order is total and repeatable.
+    `exclude` (the rep who returned the lead or let its claim deadline pass) is skipped as previous_assignee.
     """
     skipped: list[dict[str, Any]] = []
     for tier in ("primary", "backup"):
         eligible = []
         for candidate in (c for c in candidates if c.tier == tier):
-            reason = skip_reason(candidate)
+            reason = "previous_assignee" if candidate.user_id in exclude else skip_reason(candidate)
             if reason is None:
                 eligible.append(candidate)
             else:

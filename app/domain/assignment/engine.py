@@ -66,10 +66,16 @@ async def load_candidates(
             for user, tier, permissions, count in rows]
 
 
-async def assign_lead(session: AsyncSession, lead_id: uuid.UUID, now: datetime, settings: Settings) -> Outcome:
-    """One assignment round for one lead, inside the caller's transaction. Never reports "assigning"."""
+async def assign_lead(
+    session: AsyncSession, lead_id: uuid.UUID, now: datetime, settings: Settings,
+    exclude: frozenset[uuid.UUID] = frozenset(), action: str = "assign",
+) -> Outcome:
+    """One assignment round for one lead, inside the caller's transaction. Never reports "assigning".
+
+    `exclude`/`action` serve reassignment: the previous assignee is skipped and the audit says "reassign".
+    """
     lead = await session.get(Lead, lead_id, with_for_update=True)
-    if lead is None or lead.status not in ASSIGNABLE_STATUSES:
+    if lead is None or lead.status not in (*ASSIGNABLE_STATUSES, *(("assigned",) if exclude else ())):
         return Outcome("not_assignable", detail={"status": lead.status if lead else None})
     rule = await find_rule(session, lead.source_id)
     if rule is None:
@@ -83,19 +89,23 @@ async def assign_lead(session: AsyncSession, lead_id: uuid.UUID, now: datetime, 
         lead.status, lead.updated_at = "awaiting_assignment", now
         return Outcome("waiting_window", retry_at=opens, detail={"opens_at": opens.isoformat()})
     candidates = await load_candidates(session, rule.team_id, settings.default_capacity, lock=True)
-    chosen, skipped = choose(candidates, rule.strategy)
+    chosen, skipped = choose(candidates, rule.strategy, exclude)
     if chosen is None:
+        lead.assignee_id = None
         return await _failed_round(session, lead, rule, now, settings, "no_eligible_candidate", skipped)
-    await _give(session, lead, rule, chosen, now, skipped)
+    await _give(session, lead, rule, chosen, now, skipped, action, tz)
     return Outcome("assigned", assignee_id=chosen.user_id, detail={"skipped": skipped})
 
 
 async def _give(
-    session: AsyncSession, lead: Lead, rule: AssignmentRule, chosen: Candidate, now: datetime, skipped: list
+    session: AsyncSession, lead: Lead, rule: AssignmentRule, chosen: Candidate, now: datetime, skipped: list,
+    action: str, tz: ZoneInfo,
 ) -> None:
+    previous = lead.assignee_id
     lead.assignee_id, lead.team_id, lead.rule_id = chosen.user_id, rule.team_id, rule.id
     lead.matched_at, lead.updated_at = now, now
-    if rule.auto_claim:
+    auto_claim = rule.auto_claim and is_open(rule.auto_claim_window, tz, now)
+    if auto_claim:
         lead.status, lead.claimed_at, lead.claim_due_at = "claimed", now, None
     else:
         lead.status, lead.claim_due_at = "assigned", now + timedelta(minutes=rule.claim_sla_minutes)
@@ -103,15 +113,16 @@ async def _give(
     assert user is not None
     user.last_assigned_at = now
     user.last_turn = await session.scalar(select(assignment_turn_seq.next_value()))
-    audit.record(session, lead_id=lead.id, action="assign", result="success", at=now, actor="system",
+    audit.record(session, lead_id=lead.id, action=action, result="success", at=now, actor="system",
                  detail={"assignee_id": str(chosen.user_id), "assignee": chosen.name, "tier": chosen.tier,
                          "rule": rule.name, "strategy": rule.strategy, "turn": user.last_turn,
-                         "skipped": skipped})
-    if rule.auto_claim:
+                         "previous_assignee_id": str(previous) if previous else None, "skipped": skipped})
+    if auto_claim:
         audit.record(session, lead_id=lead.id, action="claim", result="success", at=now, reason="auto_claim",
                      actor=str(chosen.user_id))
-    await _owe_notification(session, lead.id, chosen.user_id, "lead_assigned", now,
-                            {"lead_id": lead.lead_number, "name": lead.name, "rule": rule.name})
+    await owe_notification(session, lead.id, chosen.user_id, "lead_assigned", now,
+                           {"lead_id": lead.lead_number, "name": lead.name, "rule": rule.name},
+                           dedupe_key=str(user.last_turn))
 
 
 async def _failed_round(
@@ -147,11 +158,11 @@ async def _open_ticket(
                  at=now, reason="ticket_opened" if manager_id else "no_manager_to_notify",
                  detail={"manager_id": str(manager_id) if manager_id else None})
     if manager_id is not None:
-        await _owe_notification(session, lead.id, manager_id, "assignment_failed", now,
+        await owe_notification(session, lead.id, manager_id, "assignment_failed", now,
                                 {"lead_id": lead.lead_number, "why": snapshot})
 
 
-async def _owe_notification(
+async def owe_notification(
     session: AsyncSession, lead_id: uuid.UUID, user_id: uuid.UUID, kind: str, now: datetime, payload: dict,
     dedupe_key: str = "",
 ) -> None:

@@ -26,6 +26,8 @@ class AssignmentRule(Base):
     window: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     timezone: Mapped[str | None] = mapped_column(String(64))  # None → settings
     auto_claim: Mapped[bool] = mapped_column(default=False)
+    # When auto-claim applies ({weekdays, start, end}); None: whenever the rule assigns.
+    auto_claim_window: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     claim_sla_minutes: Mapped[int] = mapped_column(default=30)
     priority: Mapped[int] = mapped_column(default=100)  # lower first
     enabled: Mapped[bool] = mapped_column(default=True)

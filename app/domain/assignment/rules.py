@@ -41,6 +41,7 @@ class RuleIn(BaseModel):
     window: Window | None = Field(default=None, description="None: always open")
     timezone: str | None = Field(default=None, description="Default: LEADFLOW_TIMEZONE (Asia/Shanghai)")
     auto_claim: bool = False
+    auto_claim_window: Window | None = Field(default=None, description="When auto-claim applies; None: always")
     claim_sla_minutes: int = Field(default=30, ge=1)
     priority: int = 100
     enabled: bool = True
@@ -56,9 +57,13 @@ async def create_rule(session: AsyncSession, data: RuleIn, clock: Clock) -> Assi
     if await session.get(Team, data.team_id) is None:
         raise NotFound(f"no team {data.team_id}")
     now = clock.now()
-    values: dict[str, Any] = data.model_dump(exclude={"source_key", "window"})
-    rule = AssignmentRule(**values, source_id=source_id,
-                          window=data.window.model_dump() if data.window else None, created_at=now, updated_at=now)
+    values: dict[str, Any] = data.model_dump(exclude={"source_key", "window", "auto_claim_window"})
+    rule = AssignmentRule(**values, source_id=source_id, window=_dump(data.window),
+                          auto_claim_window=_dump(data.auto_claim_window), created_at=now, updated_at=now)
     session.add(rule)
     await session.flush()
     return rule
+
+
+def _dump(window: Window | None) -> dict[str, Any] | None:
+    return window.model_dump() if window else None

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from app.db import new_id
+from app.db import is_database_unavailable, new_id
 from app.domain.errors import Unavailable
 from app.domain.intake.mapping import MappedSubmission
 from app.domain.intake.schemas import SubmissionDraft
@@ -27,8 +27,7 @@ SELECT outcome, lead_id, lead_number, detail FROM leadflow_accept_submission(
     $17::jsonb, $18, $19)
 """
 _NEXT_NUMBER = "SELECT leadflow_next_lead_number($1)"
-POOL_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
-               TimeoutError)
+ACQUIRE_TIMEOUT = 3  # seconds: a stalled database answers 503, it does not hold the visitor
 
 
 @dataclass
@@ -51,15 +50,17 @@ async def accept_in_database(
     """Decide and write in one call. Database unreachable → Unavailable (nothing was written)."""
     ids = [draft.id, new_id(), new_id(), new_id(), new_id()]
     try:
-        async with pool.acquire() as conn:
+        async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
             row = await conn.fetchrow(
                 _ACCEPT, ids, source.id, source.key, source.kind, draft.received_at, draft.content_type,
                 draft.raw_body, draft.body_sha256, json.dumps(draft.headers, ensure_ascii=False), draft.remote_addr,
                 draft.idempotency_key, key_is_native, json.dumps(mapped.log, ensure_ascii=False), draft.replay_of_id,
                 signature, json.dumps(mapped.fields, ensure_ascii=False),
                 json.dumps(mapped.attributes, ensure_ascii=False), merge_since, number_prefix)
-    except POOL_ERRORS as error:
-        raise Unavailable("database", f"{type(error).__name__}: {str(error)[:200]}") from error
+    except Exception as error:
+        if is_database_unavailable(error):
+            raise Unavailable("database", type(error).__name__) from error
+        raise
     return Acceptance(outcome=row["outcome"], lead_id=row["lead_id"], lead_number=row["lead_number"],
                       detail=row["detail"])
 
@@ -67,10 +68,12 @@ async def accept_in_database(
 async def draw_lead_number(pool: asyncpg.Pool, number_prefix: str) -> str:
     """A number from the same sequence and format, for answers that make no lead (honeypot spam)."""
     try:
-        async with pool.acquire() as conn:
+        async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
             return await conn.fetchval(_NEXT_NUMBER, number_prefix)
-    except POOL_ERRORS as error:
-        raise Unavailable("database", f"{type(error).__name__}: {str(error)[:200]}") from error
+    except Exception as error:
+        if is_database_unavailable(error):
+            raise Unavailable("database", type(error).__name__) from error
+        raise
 
 
 async def _no_reset(_conn: asyncpg.Connection) -> None:

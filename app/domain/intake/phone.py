@@ -46,9 +46,18 @@ def normalize_mainland_mobile(raw: object, *, field: str = "phone") -> tuple[str
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
 
 
-_MOBILE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?!\d)")
+# A run of (Unicode) digits with the separators people and form encodings put between them.
+_DIGIT_RUN = re.compile(r"[+＋(（]?\d[\d\s\-‐‑–—.()（）+＋/]{9,24}\d")
+_MAINLAND_MOBILE = re.compile(r"^(?:0086|86)?(1[3-9]\d)(\d{4})(\d{4})$")
+
+
+def _mask_run(match: re.Match[str]) -> str:
+    digits = "".join(str(int(ch)) for ch in match.group(0) if ch.isdigit())
+    mobile = _MAINLAND_MOBILE.match(digits)
+    return f"{mobile.group(1)}****{mobile.group(3)}" if mobile else match.group(0)
 
 
 def mask_phones(text: str) -> str:
-    """Mask every mainland mobile number inside free text: 13812348000 → 138****8000."""
-    return _MOBILE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    """Mask every mainland mobile number inside free text, in any spelling intake accepts:
+    13812348000, +86 138-1234-8000, 0086 138.1234.8000, 138+1234+8000, full-width digits → 138****8000."""
+    return _DIGIT_RUN.sub(_mask_run, text)

@@ -197,10 +197,18 @@ def _native_id(source: Source, payload: dict[str, Any]) -> tuple[str | None, str
 
 
 async def _store_spam(ctx: IntakeContext, source: Source, draft: SubmissionDraft, honeypot: str) -> IntakeResult:
-    """Bots that fill the hidden field get a look-alike answer, so they learn nothing; no lead is made."""
+    """Bots that fill the hidden field get a look-alike answer, so they learn nothing; no lead is made.
+
+    The key is not kept: a bot reusing a real visitor's Idempotency-Key must not claim it. A replay (an admin
+    asking) is told the truth instead of a look-alike number.
+    """
+    draft.idempotency_key = None
+    reasons = [{"code": "honeypot_filled", "message": f"hidden field {honeypot!r} was filled", "field": honeypot}]
+    if draft.replay_of_id is not None:
+        await store_rejection(ctx, draft, Conflict("the body fills the honeypot field: it is spam",
+                                                   extra={"code": "honeypot_filled"}), [])
     prefix = lead_number_prefix(ctx.settings.lead_id_prefix, draft.received_at, ctx.settings.tz)
     number = await draw_lead_number(ctx.pool, prefix)
-    reasons = [{"code": "honeypot_filled", "message": f"hidden field {honeypot!r} was filled", "field": honeypot}]
     async with unit_of_work(ctx.sessions) as session:
         session.add(_submission_row(draft, outcome="spam", reasons=reasons, mapping_log=[],
                                     answered_lead_number=number))

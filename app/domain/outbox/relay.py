@@ -1,8 +1,8 @@
 """R1.12: hand committed outbox rows to the arq queue.
 
-The API never talks to Redis for this: `leadflow_accept_submission()` writes the row and NOTIFYs
-`leadflow_outbox` in the lead's transaction; the worker wakes on it (and also sweeps on a timer) and hands
-rows over here. The arq job id is `outbox:<id>`, so a second hand-over of a queued row is a no-op; jobs check
+The API never talks to Redis for this: `leadflow_accept_submission()` writes the row in the lead's
+transaction; the worker's relay loop sweeps the outbox every few hundred milliseconds and hands rows over.
+The arq job id is `outbox:<id>`, so a second hand-over of a queued row is a no-op; jobs check
 `processed_at`, so a late duplicate does nothing.
 """
 
@@ -23,7 +23,7 @@ from app.domain.outbox.models import OutboxMessage
 
 log = structlog.get_logger(__name__)
 
-NOTIFY_CHANNEL = "leadflow_outbox"
+BATCH = 500
 QUEUE_ERRORS = (RedisError, OSError, TimeoutError)
 
 

@@ -22,3 +22,9 @@ def test_integers_from_json_are_read_as_numbers():
 def test_masking_finds_numbers_in_any_spelling_inside_text():
     text = "A: 13812348000, B: +86 139-1234-5678, order 202611250001234"
     assert mask_phones(text) == "A: 138****8000, B: 139****5678, order 202611250001234"
+
+
+def test_masking_covers_every_spelling_intake_accepts():
+    for spelled in ("008613812348000", "138.1234.8000", "138+1234+8000", "１３８１２３４８０００", "(+86) 138 1234 8000"):
+        assert "138****8000" in mask_phones(f"phone={spelled};"), spelled
+    assert mask_phones("at 2026-11-25 12:00:00.123456") == "at 2026-11-25 12:00:00.123456"

@@ -1,0 +1,127 @@
+"""R2.6: what a rep does with an assigned lead — claim, transfer, return — and the claim deadline."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.assignment.eligibility import skip_reason
+from app.domain.assignment.engine import assign_lead, load_candidates, owe_notification
+from app.domain.assignment.models import AssignmentRule
+from app.domain.errors import Conflict, Forbidden, NotFound
+from app.domain.leads import audit
+from app.domain.leads.models import Lead
+from app.domain.outbox.models import OutboxMessage
+from app.domain.people.models import Team
+from app.domain.people.service import Principal
+from app.settings import Settings
+
+
+async def _lead_for_update(session: AsyncSession, lead_number: str) -> Lead:
+    lead = await session.scalar(select(Lead).where(Lead.lead_number == lead_number).with_for_update())
+    if lead is None:
+        raise NotFound(f"no lead {lead_number}")
+    return lead
+
+
+async def can_see(session: AsyncSession, principal: Principal, lead: Lead) -> bool:
+    """Reps see their own leads; a team's manager sees the team's; lead.view_all sees all."""
+    if principal.is_admin or "lead.view_all" in principal.permissions or lead.assignee_id == principal.user_id:
+        return True
+    if lead.team_id is None:
+        return False
+    team = await session.get(Team, lead.team_id)
+    return team is not None and team.manager_id == principal.user_id
+
+
+async def _require_holder(session: AsyncSession, principal: Principal, lead: Lead) -> None:
+    if lead.assignee_id == principal.user_id:
+        return
+    if not await can_see(session, principal, lead):
+        raise NotFound(f"no lead {lead.lead_number}")  # do not confirm others' leads exist
+    if principal.is_admin or (lead.team_id and (await session.get(Team, lead.team_id)).manager_id == principal.user_id):
+        return
+    raise Forbidden("only the assignee or their manager can do this", extra={"code": "not_assignee"})
+
+
+async def claim_lead(session: AsyncSession, principal: Principal, lead_number: str, now: datetime) -> Lead:
+    """The assignee takes the lead (stops its claim deadline)."""
+    principal.require("lead.claim")
+    lead = await _lead_for_update(session, lead_number)
+    if lead.assignee_id != principal.user_id:
+        raise (NotFound(f"no lead {lead_number}") if not await can_see(session, principal, lead)
+               else Forbidden("only the assignee can claim this lead", extra={"code": "not_assignee"}))
+    if lead.status != "assigned":
+        raise Conflict(f"lead is {lead.status}, not assigned", extra={"code": "not_claimable", "status": lead.status})
+    lead.status, lead.claimed_at, lead.claim_due_at, lead.updated_at = "claimed", now, None, now
+    audit.record(session, lead_id=lead.id, action="claim", result="success", at=now, actor=str(principal.user_id))
+    return lead
+
+
+async def transfer_lead(
+    session: AsyncSession, principal: Principal, lead_number: str, to_user_id: uuid.UUID, now: datetime,
+    settings: Settings,
+) -> Lead:
+    """Hand an assigned or claimed lead to an eligible colleague in the same team."""
+    principal.require("lead.transfer")
+    lead = await _lead_for_update(session, lead_number)
+    await _require_holder(session, principal, lead)
+    if lead.status not in ("assigned", "claimed") or lead.team_id is None:
+        raise Conflict(f"lead is {lead.status}", extra={"code": "not_transferable", "status": lead.status})
+    candidates = {c.user_id: c for c in await load_candidates(session, lead.team_id, settings.default_capacity,
+                                                              lock=True)}
+    target = candidates.get(to_user_id)
+    reason = "not_in_team" if target is None else skip_reason(target)
+    if reason is not None or to_user_id == lead.assignee_id:
+        audit.record(session, lead_id=lead.id, action="transfer", result="failed", at=now,
+                     reason=reason or "same_assignee", actor=str(principal.user_id),
+                     detail={"to_user_id": str(to_user_id)})
+        raise Conflict(f"cannot transfer to that user: {reason or 'same_assignee'}",
+                       extra={"code": reason or "same_assignee"})
+    previous = lead.assignee_id
+    rule = await session.get(AssignmentRule, lead.rule_id) if lead.rule_id else None
+    lead.assignee_id, lead.status, lead.claimed_at, lead.updated_at = to_user_id, "assigned", None, now
+    lead.claim_due_at = now + timedelta(minutes=rule.claim_sla_minutes if rule else 30)
+    audit.record(session, lead_id=lead.id, action="transfer", result="success", at=now, actor=str(principal.user_id),
+                 detail={"from_user_id": str(previous), "to_user_id": str(to_user_id)})
+    await owe_notification(session, lead.id, to_user_id, "lead_assigned", now, {"lead_id": lead.lead_number},
+                           dedupe_key=f"transfer:{now.isoformat()}")
+    return lead
+
+
+async def return_lead(session: AsyncSession, principal: Principal, lead_number: str, reason: str,
+                      now: datetime) -> Lead:
+    """The assignee gives the lead back to the pool with a reason; it goes through assignment again."""
+    principal.require("lead.return")
+    lead = await _lead_for_update(session, lead_number)
+    await _require_holder(session, principal, lead)
+    if lead.status not in ("assigned", "claimed"):
+        raise Conflict(f"lead is {lead.status}", extra={"code": "not_returnable", "status": lead.status})
+    previous = lead.assignee_id
+    lead.assignee_id, lead.status, lead.claimed_at, lead.claim_due_at = None, "awaiting_assignment", None, None
+    lead.updated_at = now
+    audit.record(session, lead_id=lead.id, action="return", result="success", at=now, reason=reason[:200],
+                 actor=str(principal.user_id), detail={"from_user_id": str(previous)})
+    session.add(OutboxMessage(job="assign_lead", payload={"lead_id": str(lead.id)}, lead_id=lead.id,
+                              created_at=now))
+    return lead
+
+
+async def reassign_overdue(session: AsyncSession, now: datetime, settings: Settings, batch: int = 100) -> int:
+    """Leads not claimed by their deadline go to the next eligible rep; the first rep loses them (R2.6)."""
+    overdue = list(await session.scalars(
+        select(Lead.id).where(Lead.status == "assigned", Lead.claim_due_at < now)
+        .order_by(Lead.claim_due_at).limit(batch).with_for_update(skip_locked=True)))
+    for lead_id in overdue:
+        lead = await session.get(Lead, lead_id)
+        assert lead is not None and lead.assignee_id is not None
+        previous = lead.assignee_id
+        outcome = await assign_lead(session, lead_id, now, settings, exclude=frozenset({previous}),
+                                    action="reassign")
+        if outcome.retry_at is not None:
+            session.add(OutboxMessage(job="assign_lead", payload={"lead_id": str(lead_id)}, lead_id=lead_id,
+                                      created_at=now, not_before=outcome.retry_at))
+    return len(overdue)
