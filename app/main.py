@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api import health, intake, leads, sources, submissions
+from app.api import assignment, health, intake, leads, people, sources, submissions, worklist
 from app.api.errors import install_error_handlers
 from app.db import create_engine, create_sessionmaker
 from app.domain.clock import Clock, SystemClock
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
     install_error_handlers(app)
-    for module in (intake, sources, submissions, leads, health):
+    for module in (intake, sources, submissions, leads, worklist, people, assignment, health):
         app.include_router(module.router)
 
     app.add_middleware(RequestContextMiddleware)

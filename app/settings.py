@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     default_capacity: int = Field(default=5, alias="LEADFLOW_DEFAULT_CAPACITY", ge=0)
     assignment_max_tries: int = Field(default=5, alias="LEADFLOW_ASSIGNMENT_MAX_TRIES", ge=1)
     assignment_retry_seconds: float = Field(default=30.0, alias="LEADFLOW_ASSIGNMENT_RETRY_SECONDS", ge=0)
+    claim_check_interval_seconds: float = Field(default=15.0, alias="LEADFLOW_CLAIM_CHECK_INTERVAL", gt=0)
     assignment_fallback_rounds: int = Field(default=3, alias="LEADFLOW_ASSIGNMENT_FALLBACK_ROUNDS", ge=1)
 
     # Outbox relay and worker.

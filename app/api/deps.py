@@ -16,6 +16,7 @@ from app.db import unit_of_work
 from app.domain.clock import Clock
 from app.domain.errors import Unauthorized
 from app.domain.intake.service import IntakeContext
+from app.domain.people.service import ADMIN, Principal, principal_for_token
 from app.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="The admin token from LEADFLOW_ADMIN_TOKEN")
@@ -45,13 +46,24 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Depends(_session, scope="function")
 
 
-async def require_admin(
+async def get_principal(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
-) -> str:
-    token = request.app.state.settings.admin_token
-    if token is None:
-        raise Unauthorized("admin API disabled: LEADFLOW_ADMIN_TOKEN is not set", extra={"code": "no_admin_token"})
+) -> Principal:
+    """The caller behind `Authorization: Bearer …`: the admin token from settings, or a user's API token."""
     given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
-        raise Unauthorized("a valid admin bearer token is required", extra={"code": "invalid_token"})
-    return "admin"
+    if not given:
+        raise Unauthorized("a bearer token is required", extra={"code": "invalid_token"})
+    token = request.app.state.settings.admin_token
+    if token is not None and hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        return ADMIN
+    async with unit_of_work(request.app.state.sessions) as session:
+        principal = await principal_for_token(session, given)
+    if principal is None:
+        raise Unauthorized("a valid bearer token is required", extra={"code": "invalid_token"})
+    return principal
+
+
+async def require_admin(principal: Principal = Depends(get_principal)) -> Principal:
+    """Configuration endpoints: the admin token or a role with config.manage."""
+    principal.require("config.manage")
+    return principal

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -9,6 +10,7 @@ import structlog
 from arq import Retry
 
 from app.db import unit_of_work
+from app.domain.assignment.actions import reassign_overdue
 from app.domain.assignment.service import handle_assignment_request
 from app.domain.errors import Unavailable
 
@@ -27,3 +29,17 @@ async def assign_lead(ctx: dict[str, Any], outbox_id: str) -> str:
         raise Retry(defer=RETRY_DEFER_SECONDS) from error
     log.info("assign_lead_done", outcome=outcome)
     return outcome
+
+
+async def reassign_overdue_forever(ctx: dict[str, Any]) -> None:
+    """R2.6: every LEADFLOW_CLAIM_CHECK_INTERVAL, leads past their claim deadline go to the next rep."""
+    settings = ctx["settings"]
+    while True:
+        try:
+            async with unit_of_work(ctx["sessions"]) as session:
+                moved = await reassign_overdue(session, ctx["clock"].now(), settings)
+            if moved:
+                log.info("claim_deadline_reassigned", leads=moved)
+        except Exception as error:  # keep checking: a stopped loop is a silent outage
+            log.warning("claim_check_failed", error=f"{type(error).__name__}: {str(error)[:200]}")
+        await asyncio.sleep(settings.claim_check_interval_seconds)

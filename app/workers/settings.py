@@ -20,7 +20,7 @@ from app.db import create_engine, create_sessionmaker
 from app.domain.clock import Clock, SystemClock
 from app.queue import WORKER_HEARTBEAT_KEY, arq_redis_settings, create_queue_client
 from app.settings import Settings
-from app.workers.assignment import assign_lead
+from app.workers.assignment import assign_lead, reassign_overdue_forever
 from app.workers.outbox import relay_outbox_forever
 
 log = structlog.get_logger(__name__)
@@ -68,7 +68,8 @@ def build_worker(settings: Settings, clock: Clock | None = None, **overrides: An
         ctx.update(engine=engine, sessions=create_sessionmaker(engine), settings=settings, clock=clock,
                    relay=create_queue_client(settings))
 
-        ctx["loops"] = [asyncio.create_task(relay_outbox_forever(ctx))]
+        ctx["loops"] = [asyncio.create_task(relay_outbox_forever(ctx)),
+                        asyncio.create_task(reassign_overdue_forever(ctx))]
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         for task in ctx.get("loops", []):

@@ -67,3 +67,35 @@ async def create_rule(session: AsyncSession, data: RuleIn, clock: Clock) -> Assi
 
 def _dump(window: Window | None) -> dict[str, Any] | None:
     return window.model_dump() if window else None
+
+
+class RulePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    strategy: Literal["round_robin", "least_loaded"] | None = None
+    window: Window | None = None
+    timezone: str | None = None
+    auto_claim: bool | None = None
+    auto_claim_window: Window | None = None
+    claim_sla_minutes: int | None = Field(default=None, ge=1)
+    priority: int | None = None
+    enabled: bool | None = None
+
+
+async def list_rules(session: AsyncSession) -> list[AssignmentRule]:
+    return list(await session.scalars(select(AssignmentRule).order_by(AssignmentRule.priority,
+                                                                      AssignmentRule.created_at)))
+
+
+async def update_rule(session: AsyncSession, rule_id: uuid.UUID, patch: RulePatch, clock: Clock) -> AssignmentRule:
+    """Change a rule; fields left out stay. Sending `window: null` makes the rule always open."""
+    rule = await session.get(AssignmentRule, rule_id, with_for_update=True)
+    if rule is None:
+        raise NotFound(f"no rule {rule_id}")
+    for name in patch.model_fields_set:
+        value = getattr(patch, name)
+        setattr(rule, name, _dump(value) if isinstance(value, Window) else value)
+    rule.updated_at = clock.now()
+    await session.flush()
+    return rule

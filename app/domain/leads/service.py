@@ -24,3 +24,26 @@ async def lead_inquiries(session: AsyncSession, lead: Lead) -> list[Inquiry]:
 async def lead_audit(session: AsyncSession, lead: Lead) -> list[AuditEntry]:
     return list(await session.scalars(
         select(AuditEntry).where(AuditEntry.lead_id == lead.id).order_by(AuditEntry.created_at, AuditEntry.id)))
+
+
+async def leads_of(session: AsyncSession, principal, status: str | None) -> list[Lead]:
+    """The caller's to-do list: leads assigned to or claimed by them, oldest deadline first."""
+    query = select(Lead).where(Lead.assignee_id == principal.user_id,
+                               Lead.status.in_((status,) if status else ("assigned", "claimed")))
+    return list(await session.scalars(query.order_by(Lead.claim_due_at.asc().nulls_last(), Lead.matched_at)))
+
+
+async def audit_trail(session: AsyncSession, principal, lead_number: str, *, action: str | None,
+                      result: str | None, limit: int) -> list[AuditEntry]:
+    """A lead's audit log, filterable; only for callers who may see the lead (else NotFound)."""
+    from app.domain.assignment.actions import can_see
+
+    lead = await get_lead_by_number(session, lead_number)
+    if not await can_see(session, principal, lead):
+        raise NotFound(f"no lead {lead_number}")
+    query = select(AuditEntry).where(AuditEntry.lead_id == lead.id)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    if result:
+        query = query.where(AuditEntry.action_result == result)
+    return list(await session.scalars(query.order_by(AuditEntry.created_at, AuditEntry.id).limit(limit)))

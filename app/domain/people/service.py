@@ -106,3 +106,43 @@ async def set_members(session: AsyncSession, team_id: uuid.UUID, primary: list[u
                 raise NotFound(f"no user {user_id}")
             session.add(TeamMember(team_id=team_id, user_id=user_id, tier=tier))
     await session.flush()
+
+
+async def list_roles(session: AsyncSession) -> list[Role]:
+    return list(await session.scalars(select(Role).order_by(Role.name)))
+
+
+async def list_users(session: AsyncSession) -> list[User]:
+    return list(await session.scalars(select(User).order_by(User.created_at)))
+
+
+async def update_user(session: AsyncSession, user_id: uuid.UUID, changes: dict) -> User:
+    """Change duty, capacity, activity or role; fields left out stay as they are."""
+    user = await session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise NotFound(f"no user {user_id}")
+    if "role_id" in changes and await session.get(Role, changes["role_id"]) is None:
+        raise NotFound(f"no role {changes['role_id']}")
+    for name, value in changes.items():
+        setattr(user, name, value)
+    await session.flush()
+    return user
+
+
+async def update_role(session: AsyncSession, role_id: uuid.UUID, permissions: list[str]) -> Role:
+    role = await session.get(Role, role_id, with_for_update=True)
+    if role is None:
+        raise NotFound(f"no role {role_id}")
+    unknown = sorted(set(permissions) - set(PERMISSIONS))
+    if unknown:
+        raise InvalidInput("unknown permissions", [FieldError("permissions", "unknown_permission",
+                                                              f"unknown: {', '.join(unknown)}")])
+    role.permissions = sorted(set(permissions))
+    await session.flush()
+    return role
+
+
+async def list_teams(session: AsyncSession) -> list[tuple[Team, list[TeamMember]]]:
+    teams = list(await session.scalars(select(Team).order_by(Team.name)))
+    members = list(await session.scalars(select(TeamMember)))
+    return [(t, [m for m in members if m.team_id == t.id]) for t in teams]
