@@ -13,7 +13,7 @@ from sqlalchemy import DateTime, MetaData, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
-from app.domain.errors import Unavailable
+from app.domain.errors import DomainError, Unavailable
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -89,10 +89,22 @@ def is_database_unavailable(error: BaseException) -> bool:
 
 @asynccontextmanager
 async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One transaction: commits on success, rolls back on error; connectivity errors become Unavailable."""
+    """One transaction: commits on success, rolls back on error; connectivity errors become Unavailable.
+
+    A DomainError raised with keep_changes=True commits first (a refusal that is itself recorded).
+    """
     try:
-        async with sessions() as session, session.begin():
-            yield session
+        async with sessions() as session:
+            await session.begin()
+            try:
+                yield session
+            except DomainError as error:
+                await (session.commit() if error.keep_changes else session.rollback())
+                raise
+            except BaseException:
+                await session.rollback()
+                raise
+            await session.commit()
     except Unavailable:
         raise
     except Exception as error:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
+
 from app.db import unit_of_work
 from app.domain.assignment.rules import RuleIn, create_rule
+from app.domain.assignment.service import handle_assignment_request
 from app.domain.clock import SystemClock
+from app.domain.outbox.models import OutboxMessage
 from app.domain.people.service import create_role, create_team, create_user
 
 CLOCK = SystemClock()
@@ -45,3 +49,19 @@ async def make_team(app, *, reps: int = 3, backups: int = 0, rule: dict | None =
             await create_rule(session, RuleIn.model_validate({"name": "默认", "team_id": team.id} | (rule or {})),
                               CLOCK)
     return Team(id=team.id, manager=manager, reps=people, tokens=tokens)
+
+
+async def drain(app, settings, clock) -> None:
+    """Run every due assignment round, as the worker would, until none is left."""
+    while True:
+        async with unit_of_work(app.state.sessions) as session:
+            due = list(await session.scalars(
+                select(OutboxMessage.id).where(OutboxMessage.processed_at.is_(None),
+                                               (OutboxMessage.not_before.is_(None))
+                                               | (OutboxMessage.not_before <= clock.now()))
+                .order_by(OutboxMessage.created_at)))
+        if not due:
+            return
+        for outbox_id in due:
+            async with unit_of_work(app.state.sessions) as session:
+                await handle_assignment_request(session, outbox_id, clock, settings)

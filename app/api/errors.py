@@ -45,7 +45,8 @@ def domain_error_response(request: Request, error: DomainError):
         return problem_response(503, error.code, error.title, f"{error.dependency} unavailable; retry later",
                                 instance=request.url.path, headers=headers, code="dependency_unavailable",
                                 dependency=error.dependency)
-    extra = dict(error.extra)
+    # RFC 9457's own members cannot be overridden by an extension
+    extra = {k: v for k, v in error.extra.items() if k not in ("type", "title", "status", "detail", "instance")}
     errors = [e.as_dict() for e in error.errors] if isinstance(error, InvalidInput) else None
     return problem_response(status, error.code, error.title, error.detail, instance=request.url.path,
                             headers=headers, errors=errors, **extra)

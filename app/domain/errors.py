@@ -26,10 +26,13 @@ class DomainError(Exception):
     code = "error"
     title = "Error"
 
-    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None, keep_changes: bool = False) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra or {}
+        # A refusal that must still be recorded (R2.7: failed actions are audited): the unit of work commits
+        # what was written before the error, then the error reaches the caller.
+        self.keep_changes = keep_changes
 
 
 class NotFound(DomainError):

@@ -55,7 +55,7 @@ async def claim_lead(session: AsyncSession, principal: Principal, lead_number: s
         raise (NotFound(f"no lead {lead_number}") if not await can_see(session, principal, lead)
                else Forbidden("only the assignee can claim this lead", extra={"code": "not_assignee"}))
     if lead.status != "assigned":
-        raise Conflict(f"lead is {lead.status}, not assigned", extra={"code": "not_claimable", "status": lead.status})
+        raise Conflict(f"lead is {lead.status}, not assigned", extra={"code": "not_claimable", "lead_status": lead.status})
     lead.status, lead.claimed_at, lead.claim_due_at, lead.updated_at = "claimed", now, None, now
     audit.record(session, lead_id=lead.id, action="claim", result="success", at=now, actor=str(principal.user_id))
     return lead
@@ -70,7 +70,7 @@ async def transfer_lead(
     lead = await _lead_for_update(session, lead_number)
     await _require_holder(session, principal, lead)
     if lead.status not in ("assigned", "claimed") or lead.team_id is None:
-        raise Conflict(f"lead is {lead.status}", extra={"code": "not_transferable", "status": lead.status})
+        raise Conflict(f"lead is {lead.status}", extra={"code": "not_transferable", "lead_status": lead.status})
     candidates = {c.user_id: c for c in await load_candidates(session, lead.team_id, settings.default_capacity,
                                                               lock=True)}
     target = candidates.get(to_user_id)
@@ -80,7 +80,7 @@ async def transfer_lead(
                      reason=reason or "same_assignee", actor=str(principal.user_id),
                      detail={"to_user_id": str(to_user_id)})
         raise Conflict(f"cannot transfer to that user: {reason or 'same_assignee'}",
-                       extra={"code": reason or "same_assignee"})
+                       extra={"code": reason or "same_assignee"}, keep_changes=True)
     previous = lead.assignee_id
     rule = await session.get(AssignmentRule, lead.rule_id) if lead.rule_id else None
     lead.assignee_id, lead.status, lead.claimed_at, lead.updated_at = to_user_id, "assigned", None, now
@@ -99,7 +99,7 @@ async def return_lead(session: AsyncSession, principal: Principal, lead_number: 
     lead = await _lead_for_update(session, lead_number)
     await _require_holder(session, principal, lead)
     if lead.status not in ("assigned", "claimed"):
-        raise Conflict(f"lead is {lead.status}", extra={"code": "not_returnable", "status": lead.status})
+        raise Conflict(f"lead is {lead.status}", extra={"code": "not_returnable", "lead_status": lead.status})
     previous = lead.assignee_id
     lead.assignee_id, lead.status, lead.claimed_at, lead.claim_due_at = None, "awaiting_assignment", None, None
     lead.updated_at = now

@@ -10,12 +10,10 @@ from sqlalchemy import select, update
 
 from app.db import unit_of_work
 from app.domain.assignment.models import Notification, Ticket
-from app.domain.assignment.service import handle_assignment_request
 from app.domain.clock import FrozenClock
 from app.domain.leads.models import AuditEntry, Lead
-from app.domain.outbox.models import OutboxMessage
 from app.domain.people.models import User
-from tests.people import make_team
+from tests.people import drain, make_team
 
 # A Wednesday, 10:00 in Shanghai.
 WEDNESDAY_10 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
@@ -33,22 +31,6 @@ async def post_leads(client, n: int, key: str = "web", start: int = 0) -> list[s
         assert r.status_code == 201, r.text
         numbers.append(r.json()["lead_id"])
     return numbers
-
-
-async def drain(app, settings, clock) -> None:
-    """Run every due assignment round, as the worker would, until none is left."""
-    while True:
-        async with unit_of_work(app.state.sessions) as session:
-            due = list(await session.scalars(
-                select(OutboxMessage.id).where(OutboxMessage.processed_at.is_(None),
-                                               (OutboxMessage.not_before.is_(None))
-                                               | (OutboxMessage.not_before <= clock.now()))
-                .order_by(OutboxMessage.created_at)))
-        if not due:
-            return
-        for outbox_id in due:
-            async with unit_of_work(app.state.sessions) as session:
-                await handle_assignment_request(session, outbox_id, clock, settings)
 
 
 async def leads(app) -> list[Lead]:

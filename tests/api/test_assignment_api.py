@@ -1,0 +1,187 @@
+"""R2.1, R2.6–R2.10 through the API, as reps, managers and admins use it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from app.db import unit_of_work
+from app.domain.assignment.actions import reassign_overdue
+from app.domain.clock import FrozenClock
+from app.domain.leads.models import AuditEntry, Lead
+from tests.people import drain, make_team
+
+WEDNESDAY_10 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock():
+    return FrozenClock(WEDNESDAY_10)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def post_leads(client, n: int, start: int = 0) -> list[str]:
+    out = []
+    for i in range(start, start + n):
+        r = await client.post("/v1/intake/web", json={"name": f"客户{i}", "phone": f"1380000{i:04d}"})
+        out.append(r.json()["lead_id"])
+    return out
+
+
+async def test_no_token_is_401_and_a_rep_cannot_configure(client, app):
+    team = await make_team(app, reps=1)
+    r = await client.get("/v1/me/leads")
+    assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
+    r = await client.get("/v1/users", headers=bearer(team.tokens["rep0"]))
+    assert r.status_code == 403 and r.json()["code"] == "missing_permission"
+    assert r.json()["permission"] == "config.manage"
+
+
+async def test_role_without_claim_permission_is_caught_by_the_lint_and_fixed(client, admin, make_source):
+    """The guide's first story, configured the way an admin would."""
+    await make_source(key="web")
+    role = (await client.post("/v1/roles", headers=admin, json={"name": "销售", "permissions": ["lead.return"]})).json()
+    rep = (await client.post("/v1/users", headers=admin, json={"name": "小王", "kind": "sales",
+                                                               "role_id": role["role"]["id"]})).json()
+    assert rep["token"].startswith("lf_")
+    team = (await client.post("/v1/teams", headers=admin, json={"name": "华南", "primary": [rep["user"]["id"]]})).json()
+    rule = await client.post("/v1/assignment/rules", headers=admin,
+                             json={"name": "默认", "team_id": team["team"]["id"], "source_key": "web"})
+    assert rule.status_code == 201
+    assert "team_cannot_claim" in {w["code"] for w in rule.json()["warnings"]}
+    fixed = await client.patch(f"/v1/roles/{role['role']['id']}", headers=admin,
+                               json={"permissions": ["lead.claim", "lead.return", "lead.transfer"]})
+    assert "team_cannot_claim" not in {w["code"] for w in fixed.json()["warnings"]}
+    assert (await client.get("/v1/config/lint", headers=admin)).json() == {"warnings": []}
+
+
+async def test_paused_window_with_night_auto_claim_is_caught_by_the_lint(client, admin, app, make_source):
+    """The guide's second story: assignment paused 18:00–08:00, night auto-claim left on."""
+    await make_source(key="web")
+    team = await make_team(app, reps=2, rule=False)
+    r = await client.post("/v1/assignment/rules", headers=admin, json={
+        "name": "白天", "team_id": str(team.id), "window": {"weekdays": [1, 2, 3, 4, 5], "start": "08:00",
+                                                            "end": "18:00"},
+        "auto_claim": True, "auto_claim_window": {"start": "18:00", "end": "08:00"}})
+    [warning] = [w for w in r.json()["warnings"] if w["code"] == "auto_claim_while_paused"]
+    assert warning["refs"]["rule"] == "白天" and "auto-claims" in warning["message"]
+    aligned = await client.patch(f"/v1/assignment/rules/{r.json()['rule']['id']}", headers=admin,
+                                 json={"auto_claim_window": {"weekdays": [1, 2, 3, 4, 5], "start": "08:00",
+                                                             "end": "18:00"}})
+    assert "auto_claim_while_paused" not in {w["code"] for w in aligned.json()["warnings"]}
+
+
+async def test_lint_reports_capacity_zero_sources_without_rules_and_teams_nobody_can_serve(client, admin, app,
+                                                                                           make_source):
+    await make_source(key="web")
+    await make_source(key="orphan")
+    await make_team(app, reps=1, rule={"source_key": "web"}, rep_overrides=[{"capacity": 0}])
+    codes = {w["code"]: w for w in (await client.get("/v1/config/lint", headers=admin)).json()["warnings"]}
+    assert codes["zero_capacity"]["refs"]["user"] == "rep0"
+    assert codes["source_without_rule"]["refs"]["source"] == "orphan"
+    assert "at_capacity" in codes["no_eligible_member_now"]["message"]
+
+
+async def test_rep_sees_only_their_own_leads_and_claims_them(client, app, make_source, settings, clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=2)
+    numbers = await post_leads(client, 2)
+    await drain(app, settings, clock)
+    mine = (await client.get("/v1/me/leads?status=assigned", headers=bearer(team.tokens["rep0"]))).json()
+    assert [m["lead_id"] for m in mine] == [numbers[0]] and mine[0]["phone_masked"] == "138****0000"
+    other = await client.get(f"/v1/leads/{numbers[0]}", headers=bearer(team.tokens["rep1"]))
+    assert other.status_code == 404
+    assert (await client.get(f"/v1/leads/{numbers[0]}", headers=bearer(team.tokens["manager"]))).status_code == 200
+    claimed = await client.post(f"/v1/leads/{numbers[0]}/claim", headers=bearer(team.tokens["rep0"]))
+    assert claimed.status_code == 200 and claimed.json()["status"] == "claimed"
+    again = await client.post(f"/v1/leads/{numbers[0]}/claim", headers=bearer(team.tokens["rep0"]))
+    assert again.status_code == 409 and again.json()["code"] == "not_claimable"
+    assert (await client.get("/v1/me/leads?status=assigned", headers=bearer(team.tokens["rep0"]))).json() == []
+    trail = (await client.get(f"/v1/leads/{numbers[0]}/audit?result=success",
+                              headers=bearer(team.tokens["rep0"]))).json()
+    assert [e["action"] for e in trail] == ["intake", "assign", "claim"]
+
+
+async def test_transfer_goes_only_to_an_eligible_colleague(client, app, make_source, settings, clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=3, rep_overrides=[{}, {}, {"on_duty": False}])
+    [number] = await post_leads(client, 1)
+    await drain(app, settings, clock)
+    refused = await client.post(f"/v1/leads/{number}/transfer", headers=bearer(team.tokens["rep0"]),
+                                json={"to_user_id": str(team.reps[2].id)})
+    assert refused.status_code == 409 and refused.json()["code"] == "off_duty"
+    moved = await client.post(f"/v1/leads/{number}/transfer", headers=bearer(team.tokens["rep0"]),
+                              json={"to_user_id": str(team.reps[1].id)})
+    assert moved.status_code == 200 and moved.json()["assignee_id"] == str(team.reps[1].id)
+    results = [(e["action"], e["action_result"]) for e in (await client.get(
+        f"/v1/leads/{number}/audit?action=transfer", headers=bearer(team.tokens["manager"]))).json()]
+    assert results == [("transfer", "failed"), ("transfer", "success")]
+
+
+async def test_returned_lead_goes_back_through_assignment(client, app, make_source, settings, clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=2)
+    [number] = await post_leads(client, 1)
+    await drain(app, settings, clock)
+    r = await client.post(f"/v1/leads/{number}/return", headers=bearer(team.tokens["rep0"]),
+                          json={"reason": "不是我负责的区域"})
+    assert r.status_code == 200 and r.json()["status"] == "awaiting_assignment"
+    await drain(app, settings, clock)
+    lead = (await client.get(f"/v1/leads/{number}", headers=bearer(team.tokens["manager"]))).json()
+    assert lead["status"] == "assigned" and lead["assignee_id"] == str(team.reps[1].id)
+    returned = [e for e in lead["audit"] if e["action"] == "return"]
+    assert returned[0]["reason"] == "不是我负责的区域"
+
+
+async def test_unclaimed_lead_is_reassigned_after_the_claim_sla(client, app, make_source, settings, clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=2, rule={"claim_sla_minutes": 30})
+    [number] = await post_leads(client, 1)
+    await drain(app, settings, clock)
+    clock.advance(minutes=29)
+    async with unit_of_work(app.state.sessions) as session:
+        assert await reassign_overdue(session, clock.now(), settings) == 0
+    clock.advance(minutes=2)
+    async with unit_of_work(app.state.sessions) as session:
+        assert await reassign_overdue(session, clock.now(), settings) == 1
+    assert (await client.get("/v1/me/leads", headers=bearer(team.tokens["rep0"]))).json() == []
+    [now_theirs] = (await client.get("/v1/me/leads", headers=bearer(team.tokens["rep1"]))).json()
+    assert now_theirs["lead_id"] == number
+    async with unit_of_work(app.state.sessions) as session:
+        [entry] = list(await session.scalars(select(AuditEntry).where(AuditEntry.action == "reassign")))
+    assert entry.action_result == "success" and entry.detail["previous_assignee_id"] == str(team.reps[0].id)
+    assert [s["reason"] for s in entry.detail["skipped"]] == ["previous_assignee"]
+
+
+async def test_dry_run_shows_who_would_get_what_and_writes_nothing(client, admin, app, make_source):
+    await make_source(key="web")
+    await make_team(app, reps=3, backups=1, rep_overrides=[{"capacity": 2}, {"capacity": 2}, {"role": "viewer"},
+                                                           {"capacity": 1}])
+    r = await client.post("/v1/assignment/dry-run", headers=admin, json={"count": 7, "source": "web"})
+    assert r.status_code == 200
+    result = r.json()
+    assert result["per_rep"] == {"rep0": 2, "rep1": 2, "rep3": 1} and result["failed"] == 2
+    assert {"name": "rep2", "reason": "no_claim_permission", "times": 7} in result["skipped"]
+    async with unit_of_work(app.state.sessions) as session:
+        assert await session.scalar(select(func.count()).select_from(Lead)) == 0
+        assert await session.scalar(select(func.count()).select_from(AuditEntry)) == 0
+
+
+async def test_assignment_health_reports_stage_timings_and_stuck_leads(client, admin, app, make_source, settings,
+                                                                       clock):
+    await make_source(key="web")
+    await make_team(app, reps=1, rule={"claim_sla_minutes": 10})
+    await post_leads(client, 2)
+    clock.advance(seconds=2)
+    await drain(app, settings, clock)
+    clock.advance(minutes=11)
+    health = (await client.get("/v1/health/assignment", headers=admin)).json()
+    assert health["stages"]["trigger_to_match"]["count"] == 2
+    assert health["stages"]["trigger_to_match"]["p50_ms"] == 2000.0
+    assert health["counts"] == {"assigned": 2}
+    assert {s["claim_overdue"] for s in health["stuck"]} == {True} and len(health["stuck"]) == 2
