@@ -55,7 +55,8 @@ async def claim_lead(session: AsyncSession, principal: Principal, lead_number: s
         raise (NotFound(f"no lead {lead_number}") if not await can_see(session, principal, lead)
                else Forbidden("only the assignee can claim this lead", extra={"code": "not_assignee"}))
     if lead.status != "assigned":
-        raise Conflict(f"lead is {lead.status}, not assigned", extra={"code": "not_claimable", "lead_status": lead.status})
+        raise Conflict(f"lead is {lead.status}, not assigned",
+                       extra={"code": "not_claimable", "lead_status": lead.status})
     lead.status, lead.claimed_at, lead.claim_due_at, lead.updated_at = "claimed", now, None, now
     audit.record(session, lead_id=lead.id, action="claim", result="success", at=now, actor=str(principal.user_id))
     return lead
