@@ -144,6 +144,10 @@ def worker() -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
     build_worker(settings).run()
 
 

@@ -11,3 +11,13 @@ INTAKE_LATENCY = Histogram(
     ["source"], buckets=(0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5))
 OUTBOX_BACKLOG = Gauge(
     "leadflow_outbox_backlog", "Outbox rows not processed after the relay grace period (-1: database down)")
+
+ASSIGNMENT_STAGE = Histogram(
+    "leadflow_assignment_stage_seconds", "Lead stage durations: trigger_to_match, match_to_claim, trigger_to_claim",
+    ["stage"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600))
+ASSIGNMENT_ROUNDS = Counter("leadflow_assignment_rounds_total", "Assignment rounds by result", ["result"])
+
+
+def observe_stage(stage: str, start, end) -> None:
+    if start is not None and end is not None:
+        ASSIGNMENT_STAGE.labels(stage).observe(max(0.0, (end - start).total_seconds()))

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     outbox_requeue_after_seconds: float = Field(default=60.0, alias="LEADFLOW_OUTBOX_REQUEUE_AFTER")
     worker_heartbeat_interval_seconds: float = Field(default=5.0, alias="LEADFLOW_WORKER_HEARTBEAT_INTERVAL")
     worker_heartbeat_max_age_seconds: float = Field(default=30.0, alias="LEADFLOW_WORKER_HEARTBEAT_MAX_AGE")
+    # The worker's own Prometheus endpoint (assignment stage histograms); 0 = off.
+    worker_metrics_port: int = Field(default=0, alias="LEADFLOW_WORKER_METRICS_PORT", ge=0)
     queue_name: str = Field(default="leadflow:queue", alias="LEADFLOW_QUEUE_NAME")
 
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")

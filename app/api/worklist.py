@@ -14,7 +14,7 @@ from app.api.deps import SessionDep, get_clock, get_principal
 from app.api.problems import problem_responses
 from app.domain.assignment import actions
 from app.domain.clock import Clock
-from app.domain.leads.service import audit_trail, leads_of
+from app.domain.leads.service import audit_trail, leads_of, visible_leads
 from app.domain.people.service import Principal
 
 router = APIRouter(tags=["worklist"], responses=problem_responses(401, 403, 503))
@@ -66,6 +66,14 @@ async def my_leads(status: Literal["assigned", "claimed"] | None = None,
                    principal: Principal = Depends(get_principal),
                    session: AsyncSession = SessionDep) -> list[LeadSummary]:
     return [summary(lead) for lead in await leads_of(session, principal, status)]
+
+
+@router.get("/v1/leads", response_model=list[LeadSummary],
+            summary="Leads I may see: mine; my teams' as a manager; all with lead.view_all")
+async def list_leads(status: str | None = None, limit: int = Query(default=100, ge=1, le=1000),
+                     principal: Principal = Depends(get_principal),
+                     session: AsyncSession = SessionDep) -> list[LeadSummary]:
+    return [summary(lead) for lead in await visible_leads(session, principal, status, limit)]
 
 
 @router.post("/v1/leads/{lead_id}/claim", response_model=LeadSummary, responses=problem_responses(404, 409))

@@ -105,6 +105,13 @@ async def test_rep_sees_only_their_own_leads_and_claims_them(client, app, make_s
     trail = (await client.get(f"/v1/leads/{numbers[0]}/audit?result=success",
                               headers=bearer(team.tokens["rep0"]))).json()
     assert [e["action"] for e in trail] == ["intake", "assign", "claim"]
+    metrics = (await client.get("/metrics")).text
+    assert 'leadflow_assignment_stage_seconds_count{stage="trigger_to_match"}' in metrics
+    assert 'leadflow_assignment_stage_seconds_count{stage="match_to_claim"}' in metrics
+    team_view = (await client.get("/v1/leads", headers=bearer(team.tokens["manager"]))).json()
+    assert sorted(lead["lead_id"] for lead in team_view) == sorted(numbers)
+    assert [lead["lead_id"] for lead in (await client.get("/v1/leads", headers=bearer(team.tokens["rep1"]))).json()] \
+        == [numbers[1]]
 
 
 async def test_transfer_goes_only_to_an_eligible_colleague(client, app, make_source, settings, clock):

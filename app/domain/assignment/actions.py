@@ -17,6 +17,7 @@ from app.domain.leads.models import Lead
 from app.domain.outbox.models import OutboxMessage
 from app.domain.people.models import Team
 from app.domain.people.service import Principal
+from app.metrics import observe_stage
 from app.settings import Settings
 
 
@@ -58,6 +59,8 @@ async def claim_lead(session: AsyncSession, principal: Principal, lead_number: s
         raise Conflict(f"lead is {lead.status}, not assigned",
                        extra={"code": "not_claimable", "lead_status": lead.status})
     lead.status, lead.claimed_at, lead.claim_due_at, lead.updated_at = "claimed", now, None, now
+    observe_stage("match_to_claim", lead.matched_at, now)
+    observe_stage("trigger_to_claim", lead.triggered_at, now)
     audit.record(session, lead_id=lead.id, action="claim", result="success", at=now, actor=str(principal.user_id))
     return lead
 

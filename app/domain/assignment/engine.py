@@ -23,6 +23,7 @@ from app.domain.assignment.windows import is_open, next_open
 from app.domain.leads import audit
 from app.domain.leads.models import PENDING_STATUSES, Lead
 from app.domain.people.models import Role, Team, TeamMember, User, assignment_turn_seq
+from app.metrics import observe_stage
 from app.settings import Settings
 
 ASSIGNABLE_STATUSES = ("new", "awaiting_assignment")
@@ -104,6 +105,7 @@ async def _give(
     previous = lead.assignee_id
     lead.assignee_id, lead.team_id, lead.rule_id = chosen.user_id, rule.team_id, rule.id
     lead.matched_at, lead.updated_at = now, now
+    observe_stage("trigger_to_match", lead.triggered_at, now)
     auto_claim = rule.auto_claim and is_open(rule.auto_claim_window, tz, now)
     if auto_claim:
         lead.status, lead.claimed_at, lead.claim_due_at = "claimed", now, None

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.domain.assignment.engine import assign_lead
 from app.domain.clock import Clock
 from app.domain.outbox.models import OutboxMessage
+from app.metrics import ASSIGNMENT_ROUNDS
 from app.settings import Settings
 
 
@@ -31,6 +32,7 @@ async def handle_assignment_request(
     if row.lead_id is None:
         return "no_lead"
     outcome = await assign_lead(session, row.lead_id, now, settings)
+    ASSIGNMENT_ROUNDS.labels(outcome.result).inc()
     if outcome.retry_at is not None:
         session.add(OutboxMessage(job="assign_lead", payload=row.payload, lead_id=row.lead_id, created_at=now,
                                   not_before=outcome.retry_at))

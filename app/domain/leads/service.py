@@ -47,3 +47,16 @@ async def audit_trail(session: AsyncSession, principal, lead_number: str, *, act
     if result:
         query = query.where(AuditEntry.action_result == result)
     return list(await session.scalars(query.order_by(AuditEntry.created_at, AuditEntry.id).limit(limit)))
+
+
+async def visible_leads(session: AsyncSession, principal, status: str | None, limit: int) -> list[Lead]:
+    """Leads the caller may see: all with lead.view_all, their teams' as a manager, else their own."""
+    from app.domain.people.models import Team
+
+    query = select(Lead)
+    if not (principal.is_admin or "lead.view_all" in principal.permissions):
+        managed = select(Team.id).where(Team.manager_id == principal.user_id)
+        query = query.where((Lead.assignee_id == principal.user_id) | Lead.team_id.in_(managed))
+    if status:
+        query = query.where(Lead.status == status)
+    return list(await session.scalars(query.order_by(Lead.created_at.desc()).limit(limit)))
