@@ -53,12 +53,12 @@ async def load_candidates(
     members = select(User.id).join(TeamMember, TeamMember.user_id == User.id).where(TeamMember.team_id == team_id)
     if lock:
         await session.execute(select(User.id).where(User.id.in_(members)).order_by(User.id).with_for_update())
-    pending = (select(Lead.assignee_id, func.count().label("n")).where(Lead.status.in_(PENDING_STATUSES))
-               .group_by(Lead.assignee_id).subquery())
+    # Correlated per member: served by the partial index on pending leads, whatever the table's size.
+    pending = (select(func.count()).select_from(Lead)
+               .where(Lead.assignee_id == User.id, Lead.status.in_(PENDING_STATUSES)).scalar_subquery())
     rows = await session.execute(
-        select(User, TeamMember.tier, Role.permissions, func.coalesce(pending.c.n, 0))
+        select(User, TeamMember.tier, Role.permissions, pending)
         .join(TeamMember, TeamMember.user_id == User.id).join(Role, Role.id == User.role_id)
-        .outerjoin(pending, pending.c.assignee_id == User.id)
         .where(TeamMember.team_id == team_id).order_by(User.id))
     return [Candidate(user_id=user.id, name=user.name, tier=tier, is_active=user.is_active, on_duty=user.on_duty,
                       permissions=list(permissions or []),

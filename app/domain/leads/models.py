@@ -28,6 +28,8 @@ class Lead(Base):
         CheckConstraint(f"status IN {LEAD_STATUSES!r}", name="status"),
         Index("ix_leads_phone_open", "phone_e164", "created_at",
               postgresql_where=text(f"status IN {OPEN_STATUSES!r}")),
+        Index("ix_leads_pending_by_assignee", "assignee_id", postgresql_where=text(f"status IN {PENDING_STATUSES!r}")),
+        Index("ix_leads_claim_due", "claim_due_at", postgresql_where=text("status = 'assigned'")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
