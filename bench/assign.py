@@ -88,16 +88,16 @@ async def prepare(dsn: str, leads: int, reps: int, capacity: int) -> None:
         await conn.close()
 
 
-async def wait_done(dsn: str, leads: int, timeout: float) -> float:
+async def wait_done(dsn: str, leads: int, limit_s: float) -> float:
     conn = await asyncpg.connect(dsn)
     started = time.perf_counter()
     try:
-        while time.perf_counter() - started < timeout:
+        while time.perf_counter() - started < limit_s:
             left = await conn.fetchval("SELECT count(*) FROM outbox WHERE processed_at IS NULL")
             if left == 0:
                 return time.perf_counter() - started
             await asyncio.sleep(0.25)
-        raise TimeoutError(f"outbox not drained after {timeout}s")
+        raise TimeoutError(f"outbox not drained after {limit_s}s")
     finally:
         await conn.close()
 
