@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -98,6 +99,21 @@ class Server:
         self.procs = []
 
 
+def configure_service(base: str) -> None:
+    """A source, and a team of 20 reps with a round-robin rule, so the worker really assigns each lead."""
+    def call(method: str, path: str, body: dict) -> dict:
+        request = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode(),
+                                         headers={"Authorization": "Bearer bench", "Content-Type": "application/json"})
+        return json.loads(urllib.request.urlopen(request).read())
+
+    call("POST", "/v1/sources", {"key": "bench", "name": "bench", "kind": "generic", "auth": {"mode": "none"}})
+    role = call("POST", "/v1/roles", {"name": "sales", "permissions": ["lead.claim"]})["role"]["id"]
+    reps = [call("POST", "/v1/users", {"name": f"rep{i}", "kind": "sales", "role_id": role,
+                                       "capacity": 1_000_000})["user"]["id"] for i in range(20)]
+    team = call("POST", "/v1/teams", {"name": "bench", "primary": reps})["team"]["id"]
+    call("POST", "/v1/assignment/rules", {"name": "bench", "team_id": team})
+
+
 async def stored_lead_numbers(db_url: str) -> set[str]:
     import asyncpg
 
@@ -138,11 +154,7 @@ def main() -> int:
                    env, floor_port, work / "floor.log")
     try:
         service.start([[py, "-m", "app.cli", "worker"]])
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{svc_port}/v1/sources", method="POST",
-            data=b'{"key":"bench","name":"bench","kind":"generic","auth":{"mode":"none"}}',
-            headers={"Authorization": "Bearer bench", "Content-Type": "application/json"})
-        urllib.request.urlopen(req)
+        configure_service(f"http://127.0.0.1:{svc_port}")
         service.stop()
         results: dict[str, list[dict]] = {"floor": [], "leadflow": []}
         for round_no in range(args.rounds):
