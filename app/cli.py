@@ -88,9 +88,14 @@ def run(
     api_cmd = [sys.executable, "-m", "uvicorn", "app.main:app_from_env", "--factory", "--host", settings.host,
                "--port", str(port or settings.port), "--no-access-log", "--log-level", "warning"]
     worker_cmd = [sys.executable, "-m", "app.cli", "worker"]
-    procs = {"api": subprocess.Popen(api_cmd, env=child_env)}
+    # Children get their own session: Ctrl-C reaches only us, and we forward exactly one SIGINT to each
+    # (two would make uvicorn abort its shutdown half-way).
+    def spawn(cmd: list[str]) -> subprocess.Popen:
+        return subprocess.Popen(cmd, env=child_env, start_new_session=True)
+
+    procs = {"api": spawn(api_cmd)}
     for index in range(workers):
-        procs[f"worker{index}"] = subprocess.Popen(worker_cmd, env=child_env)
+        procs[f"worker{index}"] = spawn(worker_cmd)
     _echo(f"API on http://{settings.host}:{port or settings.port}  (Ctrl-C stops everything)")
     stopping = False
 
@@ -111,7 +116,7 @@ def run(
                     stopping = True
                     break
                 _echo(f"{name} exited with {proc.returncode}; restarting it")
-                procs[name] = subprocess.Popen(worker_cmd, env=child_env)
+                procs[name] = spawn(worker_cmd)
     finally:
         for proc in procs.values():
             if proc.poll() is None:

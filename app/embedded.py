@@ -195,10 +195,13 @@ class EmbeddedRedis:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our child: reaped, gone
+                    break
+            except ChildProcessError:
+                pass  # started by another process; poll it below
+            try:
                 os.kill(pid, 0)
             except ProcessLookupError:
-                break
-            if self._proc and self._proc.poll() is not None:
                 break
             time.sleep(0.05)
         self._proc = None
