@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import warnings
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -63,7 +64,8 @@ def stack() -> Any:
     db_url, redis_url = os.environ.get("TEST_DATABASE_URL"), os.environ.get("TEST_REDIS_URL")
     embedded = None
     if not (db_url and redis_url):
-        embedded = EmbeddedStack(ROOT / ".leadflow" / "test", redis_persist=False)
+        # One stack per test run (its own folder and ports): two runs on one machine never share a database.
+        embedded = EmbeddedStack(ROOT / ".leadflow" / "test" / str(os.getpid()), redis_persist=False)
         embedded.postgres.start()
         db_url = db_url or embedded.postgres.create_database("leadflow_test", drop_first=True)
         redis_url = redis_url or embedded.redis.start()
@@ -71,6 +73,7 @@ def stack() -> Any:
     yield Stack(db_url, redis_url, embedded)
     if embedded is not None:
         embedded.stop()
+        shutil.rmtree(embedded.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
