@@ -45,6 +45,17 @@ class Settings(BaseSettings):
     claim_check_interval_seconds: float = Field(default=15.0, alias="LEADFLOW_CLAIM_CHECK_INTERVAL", gt=0)
     assignment_fallback_rounds: int = Field(default=3, alias="LEADFLOW_ASSIGNMENT_FALLBACK_ROUNDS", ge=1)
 
+    # WeCom / DingTalk (R3). Without a corp id, app messages are recorded as undeliverable.
+    wecom_base_url: str = Field(default="https://qyapi.weixin.qq.com/cgi-bin/", alias="LEADFLOW_WECOM_BASE_URL")
+    wecom_corp_id: str | None = Field(default=None, alias="LEADFLOW_WECOM_CORP_ID")
+    wecom_agent_id: int | None = Field(default=None, alias="LEADFLOW_WECOM_AGENT_ID")
+    wecom_secret: SecretStr | None = Field(default=None, alias="LEADFLOW_WECOM_SECRET")
+    egress_ips: list[str] = Field(default_factory=list, alias="LEADFLOW_EGRESS_IPS",
+                                  description="This service's egress IPs/CIDRs, to explain IP refusals")
+    notify_retry_base_seconds: float = Field(default=30.0, alias="LEADFLOW_NOTIFY_RETRY_BASE_SECONDS", gt=0)
+    notify_retry_max_seconds: float = Field(default=300.0, alias="LEADFLOW_NOTIFY_RETRY_MAX_SECONDS", gt=0)
+    notify_max_attempts: int = Field(default=60, alias="LEADFLOW_NOTIFY_MAX_ATTEMPTS", ge=1)
+
     # Outbox relay and worker.
     outbox_sweep_interval_seconds: float = Field(default=0.25, alias="LEADFLOW_OUTBOX_SWEEP_INTERVAL", gt=0)
     # Unprocessed outbox rows older than this count as backlog (metrics, alerts).

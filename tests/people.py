@@ -52,11 +52,11 @@ async def make_team(app, *, reps: int = 3, backups: int = 0, rule: dict | None =
 
 
 async def drain(app, settings, clock) -> None:
-    """Run every due assignment round, as the worker would, until none is left."""
+    """Run every due assignment round, as the worker would, until none is left (deliveries are left alone)."""
     while True:
         async with unit_of_work(app.state.sessions) as session:
             due = list(await session.scalars(
-                select(OutboxMessage.id).where(OutboxMessage.processed_at.is_(None),
+                select(OutboxMessage.id).where(OutboxMessage.processed_at.is_(None), OutboxMessage.job == "assign_lead",
                                                (OutboxMessage.not_before.is_(None))
                                                | (OutboxMessage.not_before <= clock.now()))
                 .order_by(OutboxMessage.created_at)))

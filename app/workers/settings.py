@@ -11,6 +11,7 @@ import contextlib
 import time
 from typing import Any
 
+import httpx
 import structlog
 from arq.worker import Worker
 from redis.exceptions import RedisError
@@ -18,14 +19,16 @@ from redis.exceptions import RedisError
 import app.domain.tables  # noqa: F401  (every table, so foreign keys resolve in a worker-only process)
 from app.db import create_engine, create_sessionmaker
 from app.domain.clock import Clock, SystemClock
+from app.domain.notify.delivery import Channels
 from app.queue import WORKER_HEARTBEAT_KEY, arq_redis_settings, create_queue_client
 from app.settings import Settings
 from app.workers.assignment import assign_lead, reassign_overdue_forever
+from app.workers.notify import deliver_notification
 from app.workers.outbox import relay_outbox_forever
 
 log = structlog.get_logger(__name__)
 
-FUNCTIONS = [assign_lead]
+FUNCTIONS = [assign_lead, deliver_notification]
 
 
 class ResilientWorker(Worker):
@@ -65,8 +68,10 @@ def build_worker(settings: Settings, clock: Clock | None = None, **overrides: An
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         engine = create_engine(settings.require_database_url(), pool_size=5)
+        relay = create_queue_client(settings)
+        http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=3.0))
         ctx.update(engine=engine, sessions=create_sessionmaker(engine), settings=settings, clock=clock,
-                   relay=create_queue_client(settings))
+                   relay=relay, http=http, channels=Channels(http=http, redis=relay, settings=settings))
 
         ctx["loops"] = [asyncio.create_task(relay_outbox_forever(ctx)),
                         asyncio.create_task(reassign_overdue_forever(ctx))]
@@ -76,6 +81,8 @@ def build_worker(settings: Settings, clock: Clock | None = None, **overrides: An
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if "http" in ctx:
+            await ctx["http"].aclose()
         if "relay" in ctx:
             await ctx["relay"].aclose()
         if "engine" in ctx:

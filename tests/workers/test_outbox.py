@@ -44,7 +44,8 @@ async def test_handing_the_same_row_over_twice_runs_the_job_once(client, make_so
     await client.post("/v1/intake/web", json={"name": "张三", "phone": "13800138000"})
     await eventually(lambda: _all_assigned(db, 1))
     async with db.connect() as conn:
-        outbox_id = (await conn.execute(select(OutboxMessage.id))).scalar_one()
+        outbox_id = (await conn.execute(
+            select(OutboxMessage.id).where(OutboxMessage.job == "assign_lead"))).scalar_one()
     await enqueue(app.state.redis, "assign_lead", outbox_id)
     await sweep(app.state.sessions, app.state.redis, SystemClock(), requeue_after_seconds=0)
     await worker.pool.enqueue_job("assign_lead", str(outbox_id))  # even a job under another id is a no-op

@@ -17,11 +17,13 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import new_id
 from app.domain.assignment.eligibility import Candidate, choose
 from app.domain.assignment.models import AssignmentRule, Notification, Ticket
 from app.domain.assignment.windows import is_open, next_open
 from app.domain.leads import audit
 from app.domain.leads.models import PENDING_STATUSES, Lead
+from app.domain.outbox.models import OutboxMessage
 from app.domain.people.models import Role, Team, TeamMember, User, assignment_turn_seq
 from app.metrics import observe_stage
 from app.settings import Settings
@@ -168,7 +170,13 @@ async def owe_notification(
     session: AsyncSession, lead_id: uuid.UUID, user_id: uuid.UUID, kind: str, now: datetime, payload: dict,
     dedupe_key: str = "",
 ) -> None:
-    """A pending notification (delivered by the notifier jobs); once per (lead, user, kind, dedupe key)."""
-    await session.execute(insert(Notification).values(
-        id=uuid.uuid4(), lead_id=lead_id, user_id=user_id, kind=kind, dedupe_key=dedupe_key, status="pending",
-        payload=payload, created_at=now).on_conflict_do_nothing())
+    """A notification owed to a person, and its delivery job in the outbox — in the caller's transaction.
+
+    Once per (lead, user, kind, dedupe key); delivery is its own job (R3.2), so assignment never waits on it.
+    """
+    notification_id = await session.scalar(insert(Notification).values(
+        id=new_id(), lead_id=lead_id, user_id=user_id, kind=kind, dedupe_key=dedupe_key, status="pending",
+        payload=payload, created_at=now).on_conflict_do_nothing().returning(Notification.id))
+    if notification_id is not None:
+        session.add(OutboxMessage(job="deliver_notification", payload={"notification_id": str(notification_id)},
+                                  lead_id=lead_id, created_at=now))

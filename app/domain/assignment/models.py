@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -64,6 +64,11 @@ class Notification(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     kind: Mapped[str] = mapped_column(String(40))  # lead_assigned, assignment_failed, todo_overdue, …
     dedupe_key: Mapped[str] = mapped_column(String(100), default="")
+    # pending → sent | suppressed (preference) | undeliverable (no address/channel) | failed (gave up)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    error_kind: Mapped[str | None] = mapped_column(String(40))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime]

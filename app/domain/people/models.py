@@ -38,6 +38,8 @@ class User(Base):
     on_duty: Mapped[bool] = mapped_column(default=True)
     capacity: Mapped[int | None]  # None → the default from settings
     wecom_userid: Mapped[str | None] = mapped_column(String(100))
+    # R3.7: which notification kinds reach this person; None = the defaults (see notify/preferences.py)
+    notify_kinds: Mapped[list[str] | None] = mapped_column(ARRAY(String(40)))
     token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Round-robin order: the eligible rep with the lowest turn goes next. A sequence, not a timestamp:
     # two assignments in the same microsecond (or under a frozen test clock) still get distinct turns.
@@ -52,6 +54,8 @@ class Team(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     manager_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    # The team's WeCom group robot: where failed assignments @-mention the manager (R2.5)
+    wecom_robot_key: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
 
 

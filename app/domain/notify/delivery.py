@@ -1,0 +1,134 @@
+"""R3.2: deliver one owed notification, in its own job, retried with backoff; assignment never waits.
+
+A delivered push writes `send_to_wx_success` to the lead's audit log and sets its push timestamp; a failed
+one writes the classified error (for an IP refusal: which IP to add where). The platform call happens while
+the notification row is locked, so two workers never send it twice; if a worker dies between the call and
+the commit, the resend is caught by WeCom's own duplicate check (enable_duplicate_check, 30 minutes).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.assignment.models import Notification
+from app.domain.leads import audit
+from app.domain.leads.models import Lead
+from app.domain.notify.errors import DeliveryError, explain_ip_block
+from app.domain.notify.preferences import wants
+from app.domain.notify.wecom import WeComApp, WeComRobot
+from app.domain.outbox.models import OutboxMessage
+from app.domain.people.models import Team, User
+from app.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Channels:
+    http: httpx.AsyncClient
+    redis: Redis
+    settings: Settings
+
+    def wecom_app(self) -> WeComApp | None:
+        s = self.settings
+        if not (s.wecom_corp_id and s.wecom_secret and s.wecom_agent_id):
+            return None
+        return WeComApp(self.http, self.redis, base_url=s.wecom_base_url, corp_id=s.wecom_corp_id,
+                        secret=s.wecom_secret.get_secret_value(), agent_id=s.wecom_agent_id)
+
+    def team_robot(self, key: str) -> WeComRobot:
+        return WeComRobot(self.http, base_url=self.settings.wecom_base_url, key=key)
+
+
+def render(notification: Notification, lead: Lead | None, tz: ZoneInfo) -> str:
+    p = notification.payload
+    if notification.kind == "lead_assigned" and lead is not None:
+        due = f"，请在 {lead.claim_due_at.astimezone(tz):%m-%d %H:%M} 前认领" if lead.claim_due_at else ""
+        return f"新线索 {lead.lead_number} 分配给你：{lead.name}（{lead.channel}）{due}"
+    if notification.kind == "assignment_failed":
+        why = p.get("why", {})
+        reasons = ", ".join(sorted({c.get("reason", "?") for c in why.get("candidates", [])})) or why.get("reason")
+        return f"线索 {p.get('lead_id')} 连续 {why.get('attempt')} 次分配失败（{reasons}），已建工单，请处理"
+    return f"{notification.kind}: {p}"
+
+
+async def deliver_notification(
+    session: AsyncSession, outbox_id: uuid.UUID, now: datetime, channels: Channels
+) -> str:
+    """Process one `deliver_notification` outbox row exactly once. Returns what happened."""
+    row = await session.scalar(select(OutboxMessage).where(OutboxMessage.id == outbox_id).with_for_update())
+    if row is None or row.processed_at is not None:
+        return "already_processed"
+    row.processed_at = now
+    notification = await session.get(Notification, uuid.UUID(row.payload["notification_id"]), with_for_update=True)
+    if notification is None or notification.status != "pending":
+        return "not_pending"
+    user = await session.get(User, notification.user_id)
+    lead = await session.get(Lead, notification.lead_id) if notification.lead_id else None
+    assert user is not None
+    if not wants(notification.kind, user.notify_kinds):
+        return _settle(session, notification, lead, now, "suppressed", "skipped", "preference")
+    try:
+        sent = await _send(session, channels, notification, user, lead)
+    except DeliveryError as error:
+        return await _failed(session, notification, lead, now, channels.settings, error)
+    if sent is None:
+        return _settle(session, notification, lead, now, "undeliverable", "skipped", "no_channel_or_address")
+    notification.sent_at = now
+    if lead is not None and notification.kind == "lead_assigned" and lead.pushed_at is None:
+        lead.pushed_at = now
+    return _settle(session, notification, lead, now, "sent", "success", "send_to_wx_success", detail=sent)
+
+
+async def _send(session: AsyncSession, channels: Channels, notification: Notification, user: User,
+                lead: Lead | None) -> dict | None:
+    text = render(notification, lead, channels.settings.tz)
+    if notification.kind == "assignment_failed" and lead is not None and lead.team_id is not None:
+        team = await session.get(Team, lead.team_id)
+        if team is not None and team.wecom_robot_key:
+            await channels.team_robot(team.wecom_robot_key).send_text(
+                text, mention_userids=[user.wecom_userid] if user.wecom_userid else ["@all"])
+            return {"channel": "wecom_robot", "team": team.name}
+    app = channels.wecom_app()
+    if app is None or not user.wecom_userid:
+        return None
+    answer = await app.send([user.wecom_userid], "text", {"content": text})
+    return {"channel": "wecom_app", "msgid": answer.get("msgid"), "invaliduser": answer.get("invaliduser") or None}
+
+
+def _settle(session: AsyncSession, notification: Notification, lead: Lead | None, now: datetime, status: str,
+            result: str, reason: str, detail: dict | None = None) -> str:
+    notification.status = status
+    audit.record(session, lead_id=lead.id if lead else None, action="notify", result=result, at=now, reason=reason,
+                 detail={"kind": notification.kind, "user_id": str(notification.user_id), **(detail or {})})
+    return status
+
+
+async def _failed(session: AsyncSession, notification: Notification, lead: Lead | None, now: datetime,
+                  settings: Settings, error: DeliveryError) -> str:
+    notification.attempts += 1
+    notification.error_kind, notification.last_error = error.kind, str(error)[:1000]
+    detail = {"kind": notification.kind, "user_id": str(notification.user_id), "channel": error.channel,
+              "errcode": error.errcode, "attempt": notification.attempts}
+    if error.kind == "ip_not_allowed":
+        detail |= {"ip": error.ip, "fix": explain_ip_block(error, settings.egress_ips)}
+        log.error("integration_ip_not_allowed", channel=error.channel, ip=error.ip, fix=detail["fix"])
+    audit.record(session, lead_id=lead.id if lead else None, action="notify", result="failed", at=now,
+                 reason=error.kind, detail=detail)
+    if not error.is_retryable or notification.attempts >= settings.notify_max_attempts:
+        notification.status = "failed"
+        return "failed"
+    delay = min(settings.notify_retry_max_seconds,
+                settings.notify_retry_base_seconds * 2 ** (notification.attempts - 1))
+    session.add(OutboxMessage(job="deliver_notification", payload={"notification_id": str(notification.id)},
+                              lead_id=notification.lead_id, created_at=now, not_before=now + timedelta(seconds=delay)))
+    return "retry"
