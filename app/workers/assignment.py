@@ -36,8 +36,7 @@ async def reassign_overdue_forever(ctx: dict[str, Any]) -> None:
     settings = ctx["settings"]
     while True:
         try:
-            async with unit_of_work(ctx["sessions"]) as session:
-                moved = await reassign_overdue(session, ctx["clock"].now(), settings)
+            moved = await reassign_overdue(ctx["sessions"], ctx["clock"].now(), settings)
             if moved:
                 log.info("claim_deadline_reassigned", leads=moved)
         except Exception as error:  # keep checking: a stopped loop is a silent outage

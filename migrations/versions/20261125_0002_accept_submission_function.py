@@ -59,6 +59,7 @@ DECLARE
     v_reasons jsonb := '[]'::jsonb;
     v_earlier record;
     v_phone text := p_lead->>'phone';
+    v_lead_status text;
 BEGIN
     -- A replay that already produced a lead answers with it (R1.6: replaying twice creates nothing).
     IF p_replay_of IS NOT NULL THEN
@@ -114,7 +115,7 @@ BEGIN
     -- R1.9: an open lead with this phone takes the submission as an inquiry.
     IF v_outcome IS NULL THEN
         PERFORM pg_advisory_xact_lock(hashtextextended('phone:' || v_phone, 0));
-        SELECT l.id, l.lead_number INTO v_lead_id, v_number
+        SELECT l.id, l.lead_number, l.status INTO v_lead_id, v_number, v_lead_status
         FROM leads l
         WHERE l.phone_e164 = v_phone AND l.created_at >= p_merge_since
           AND l.status IN ('new', 'awaiting_assignment', 'assigned', 'claimed', 'assignment_failed')
@@ -155,6 +156,12 @@ BEGIN
         UPDATE leads SET inquiry_count = inquiry_count + 1, last_inquiry_at = p_received_at,
                          updated_at = p_received_at
         WHERE id = v_lead_id;
+        IF v_lead_status = 'assignment_failed' THEN
+            -- the customer asked again: nobody has this lead, so it goes through assignment afresh
+            UPDATE leads SET status = 'awaiting_assignment', assignment_attempts = 0 WHERE id = v_lead_id;
+            INSERT INTO outbox (id, job, payload, lead_id, created_at, enqueue_attempts)
+            VALUES (p_ids[3], 'assign_lead', jsonb_build_object('lead_id', v_lead_id), v_lead_id, p_received_at, 0);
+        END IF;
         INSERT INTO audit_log (id, lead_id, action, action_result, reason, actor, detail, created_at)
         VALUES (p_ids[4], v_lead_id, 'inquiry', 'success', 'open_lead_same_phone', 'system',
                 jsonb_build_object('submission_id', v_submission_id, 'source', p_source_key), p_received_at);

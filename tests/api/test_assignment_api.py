@@ -151,11 +151,9 @@ async def test_unclaimed_lead_is_reassigned_after_the_claim_sla(client, app, mak
     [number] = await post_leads(client, 1)
     await drain(app, settings, clock)
     clock.advance(minutes=29)
-    async with unit_of_work(app.state.sessions) as session:
-        assert await reassign_overdue(session, clock.now(), settings) == 0
+    assert await reassign_overdue(app.state.sessions, clock.now(), settings) == 0
     clock.advance(minutes=2)
-    async with unit_of_work(app.state.sessions) as session:
-        assert await reassign_overdue(session, clock.now(), settings) == 1
+    assert await reassign_overdue(app.state.sessions, clock.now(), settings) == 1
     assert (await client.get("/v1/me/leads", headers=bearer(team.tokens["rep0"]))).json() == []
     [now_theirs] = (await client.get("/v1/me/leads", headers=bearer(team.tokens["rep1"]))).json()
     assert now_theirs["lead_id"] == number
@@ -192,3 +190,33 @@ async def test_assignment_health_reports_stage_timings_and_stuck_leads(client, a
     assert health["stages"]["trigger_to_match"]["p50_ms"] == 2000.0
     assert health["counts"] == {"assigned": 2}
     assert {s["claim_overdue"] for s in health["stuck"]} == {True} and len(health["stuck"]) == 2
+
+
+async def test_a_returned_lead_does_not_come_back_to_the_rep_who_returned_it(client, app, make_source, settings,
+                                                                              clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=2, rule={"strategy": "least_loaded"})
+    [number] = await post_leads(client, 1)
+    await drain(app, settings, clock)
+    await client.post(f"/v1/leads/{number}/return", headers=bearer(team.tokens["rep0"]), json={"reason": "不合适"})
+    await drain(app, settings, clock)
+    lead = (await client.get(f"/v1/leads/{number}", headers=bearer(team.tokens["manager"]))).json()
+    assert lead["assignee_id"] == str(team.reps[1].id)
+
+
+async def test_permissions_and_team_boundaries_for_managers_and_reps(client, app, make_source, settings, clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=3, rep_overrides=[{"role": "viewer"}, {}, {}])
+    [number] = await post_leads(client, 1)
+    await drain(app, settings, clock)
+    # rep1 holds it; the viewer-role colleague has no rights on it, the team manager may transfer it
+    moved = await client.post(f"/v1/leads/{number}/transfer", headers=bearer(team.tokens["manager"]),
+                              json={"to_user_id": str(team.reps[2].id)})
+    assert moved.status_code == 200 and moved.json()["assignee_id"] == str(team.reps[2].id)
+    r = await client.post(f"/v1/leads/{number}/return", headers=bearer(team.tokens["rep0"]), json={"reason": "x"})
+    assert r.status_code == 403 and r.json()["permission"] == "lead.return"
+    moved = await client.post(f"/v1/leads/{number}/return", headers=bearer(team.tokens["manager"]),
+                              json={"reason": "经理收回"})
+    assert moved.status_code == 403 and moved.json()["permission"] == "lead.return"  # managers here lack it
+    r = await client.post(f"/v1/leads/{number}/claim", headers=bearer(team.tokens["manager"]))
+    assert r.status_code == 403  # the manager's role has no lead.claim

@@ -6,11 +6,13 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db import unit_of_work
 from app.domain.assignment.eligibility import skip_reason
 from app.domain.assignment.engine import assign_lead, load_candidates, owe_notification
 from app.domain.assignment.models import AssignmentRule
+from app.domain.assignment.service import assignment_payload
 from app.domain.errors import Conflict, Forbidden, NotFound
 from app.domain.leads import audit
 from app.domain.leads.models import Lead
@@ -109,23 +111,35 @@ async def return_lead(session: AsyncSession, principal: Principal, lead_number: 
     lead.updated_at = now
     audit.record(session, lead_id=lead.id, action="return", result="success", at=now, reason=reason[:200],
                  actor=str(principal.user_id), detail={"from_user_id": str(previous)})
-    session.add(OutboxMessage(job="assign_lead", payload={"lead_id": str(lead.id)}, lead_id=lead.id,
-                              created_at=now))
+    session.add(OutboxMessage(job="assign_lead", payload=assignment_payload(lead.id, frozenset({previous})),
+                              lead_id=lead.id, created_at=now))
     return lead
 
 
-async def reassign_overdue(session: AsyncSession, now: datetime, settings: Settings, batch: int = 100) -> int:
-    """Leads not claimed by their deadline go to the next eligible rep; the first rep loses them (R2.6)."""
-    overdue = list(await session.scalars(
-        select(Lead.id).where(Lead.status == "assigned", Lead.claim_due_at < now)
-        .order_by(Lead.claim_due_at).limit(batch).with_for_update(skip_locked=True)))
+async def reassign_overdue(
+    sessions: async_sessionmaker[AsyncSession], now: datetime, settings: Settings, batch: int = 100
+) -> int:
+    """Leads not claimed by their deadline go to the next eligible rep; the first rep loses them (R2.6).
+
+    One transaction per lead, like an assignment job, so the locks taken (lead, then its team's reps in id
+    order) never cross another transaction's in the opposite order.
+    """
+    async with unit_of_work(sessions) as session:
+        overdue = list(await session.scalars(
+            select(Lead.id).where(Lead.status == "assigned", Lead.claim_due_at < now)
+            .order_by(Lead.claim_due_at).limit(batch)))
+    moved = 0
     for lead_id in overdue:
-        lead = await session.get(Lead, lead_id)
-        assert lead is not None and lead.assignee_id is not None
-        previous = lead.assignee_id
-        outcome = await assign_lead(session, lead_id, now, settings, exclude=frozenset({previous}),
-                                    action="reassign")
-        if outcome.retry_at is not None:
-            session.add(OutboxMessage(job="assign_lead", payload={"lead_id": str(lead_id)}, lead_id=lead_id,
-                                      created_at=now, not_before=outcome.retry_at))
-    return len(overdue)
+        async with unit_of_work(sessions) as session:
+            lead = await session.scalar(select(Lead).where(Lead.id == lead_id, Lead.status == "assigned",
+                                                           Lead.claim_due_at < now)
+                                        .with_for_update(skip_locked=True))
+            if lead is None or lead.assignee_id is None:
+                continue  # claimed, moved or being handled meanwhile
+            outcome = await assign_lead(session, lead_id, now, settings, exclude=frozenset({lead.assignee_id}),
+                                        action="reassign")
+            if outcome.retry_at is not None:
+                session.add(OutboxMessage(job="assign_lead", payload=assignment_payload(lead_id, outcome.exclude),
+                                          lead_id=lead_id, created_at=now, not_before=outcome.retry_at))
+            moved += 1
+    return moved

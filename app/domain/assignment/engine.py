@@ -35,6 +35,7 @@ ASSIGNABLE_STATUSES = ("new", "awaiting_assignment")
 class Outcome:
     result: str  # assigned | waiting_window | retry | failed | not_assignable
     retry_at: datetime | None = None
+    exclude: frozenset[uuid.UUID] = frozenset()  # carried into the next round (returned / overdue rep)
     assignee_id: uuid.UUID | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -83,19 +84,27 @@ async def assign_lead(
     rule = await find_rule(session, lead.source_id)
     if rule is None:
         return await _failed_round(session, lead, None, now, settings, "no_rule", [])
-    tz = ZoneInfo(rule.timezone or settings.business_timezone)
-    if not is_open(rule.window, tz, now):
-        opens = next_open(rule.window, tz, now)
-        if lead.status == "new":
-            audit.record(session, lead_id=lead.id, action="assign", result="skipped", at=now,
-                         reason="outside_window", detail={"rule": rule.name, "opens_at": opens.isoformat()})
+    try:
+        tz = ZoneInfo(rule.timezone or settings.business_timezone)
+        window_open = is_open(rule.window, tz, now)
+        opens = now if window_open else next_open(rule.window, tz, now)
+    except (ValueError, KeyError) as error:  # a rule we cannot read must fail loudly, not crash the job
+        return await _failed_round(session, lead, rule, now, settings, "bad_rule", [], note=str(error))
+    if not window_open:
+        if lead.status in ("new", "assigned"):
+            audit.record(session, lead_id=lead.id, action=action, result="skipped", at=now,
+                         reason="outside_window", detail={"rule": rule.name, "opens_at": opens.isoformat(),
+                                                          "previous_assignee_id": _str(lead.assignee_id)})
         lead.status, lead.updated_at = "awaiting_assignment", now
-        return Outcome("waiting_window", retry_at=opens, detail={"opens_at": opens.isoformat()})
+        lead.assignee_id, lead.claim_due_at = None, None  # an overdue rep loses it now, not at opening
+        return Outcome("waiting_window", retry_at=opens, exclude=exclude, detail={"opens_at": opens.isoformat()})
     candidates = await load_candidates(session, rule.team_id, settings.default_capacity, lock=True)
     chosen, skipped = choose(candidates, rule.strategy, exclude)
     if chosen is None:
-        lead.assignee_id = None
-        return await _failed_round(session, lead, rule, now, settings, "no_eligible_candidate", skipped)
+        lead.assignee_id, lead.claim_due_at = None, None
+        outcome = await _failed_round(session, lead, rule, now, settings, "no_eligible_candidate", skipped)
+        outcome.exclude = exclude
+        return outcome
     await _give(session, lead, rule, chosen, now, skipped, action, tz)
     return Outcome("assigned", assignee_id=chosen.user_id, detail={"skipped": skipped})
 
@@ -106,6 +115,7 @@ async def _give(
 ) -> None:
     previous = lead.assignee_id
     lead.assignee_id, lead.team_id, lead.rule_id = chosen.user_id, rule.team_id, rule.id
+    lead.assignment_attempts = 0  # failed rounds count towards the ticket and the give-up only in a row
     lead.matched_at, lead.updated_at = now, now
     observe_stage("trigger_to_match", lead.triggered_at, now)
     auto_claim = rule.auto_claim and is_open(rule.auto_claim_window, tz, now)
@@ -131,15 +141,17 @@ async def _give(
 
 async def _failed_round(
     session: AsyncSession, lead: Lead, rule: AssignmentRule | None, now: datetime, settings: Settings, reason: str,
-    skipped: list[dict[str, Any]],
+    skipped: list[dict[str, Any]], note: str | None = None,
 ) -> Outcome:
-    """Nobody could take it: record why; after N rounds a ticket for the manager; after the last, fail."""
+    """Nobody could take it: record why; after N rounds in a row a ticket for the manager; after the last, fail."""
     lead.assignment_attempts += 1
     lead.updated_at = now
     attempt = lead.assignment_attempts
     snapshot = {"attempt": attempt, "reason": reason, "rule": rule.name if rule else None, "candidates": skipped}
+    if note:
+        snapshot["note"] = note[:300]
     audit.record(session, lead_id=lead.id, action="assign", result="failed", at=now, reason=reason, detail=snapshot)
-    if attempt == settings.assignment_fallback_rounds:
+    if attempt >= settings.assignment_fallback_rounds and not await _has_open_ticket(session, lead.id):
         await _open_ticket(session, lead, rule, now, snapshot)
     if attempt >= settings.assignment_max_tries:
         lead.status = "assignment_failed"
@@ -148,6 +160,14 @@ async def _failed_round(
         return Outcome("failed", detail=snapshot)
     lead.status = "awaiting_assignment"
     return Outcome("retry", retry_at=now + timedelta(seconds=settings.assignment_retry_seconds), detail=snapshot)
+
+
+def _str(value: Any) -> str | None:
+    return str(value) if value is not None else None
+
+
+async def _has_open_ticket(session: AsyncSession, lead_id: uuid.UUID) -> bool:
+    return await session.scalar(select(Ticket.id).where(Ticket.lead_id == lead_id, Ticket.status == "open")) is not None
 
 
 async def _open_ticket(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.assignment.models import AssignmentRule
+from app.domain.assignment.windows import parse_clock
 from app.domain.clock import Clock
 from app.domain.errors import NotFound
 from app.domain.people.models import Team
@@ -20,8 +21,8 @@ class Window(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     weekdays: list[int] = Field(default=[1, 2, 3, 4, 5, 6, 7], description="ISO weekdays, Monday = 1")
-    start: str = Field(default="00:00", pattern=r"^\d{2}:\d{2}$")
-    end: str = Field(default="23:59", pattern=r"^\d{2}:\d{2}$")
+    start: str = Field(default="00:00", pattern=r"^\d{2}:\d{2}$", description="HH:MM, local time")
+    end: str = Field(default="24:00", pattern=r"^\d{2}:\d{2}$", description="HH:MM, exclusive; 24:00 = midnight")
 
     @field_validator("weekdays")
     @classmethod
@@ -29,6 +30,16 @@ class Window(BaseModel):
         if not value or any(d < 1 or d > 7 for d in value):
             raise ValueError("weekdays are 1 (Monday) to 7 (Sunday), at least one")
         return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _times(self) -> Window:
+        try:
+            start, end = parse_clock(self.start), parse_clock(self.end)
+        except ValueError as error:
+            raise ValueError(f"times are HH:MM between 00:00 and 24:00: {error}") from error
+        if self.start == "24:00" or start == end:
+            raise ValueError("start must differ from end, and 24:00 can only end a window")
+        return self
 
 
 class RuleIn(BaseModel):

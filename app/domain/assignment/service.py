@@ -31,9 +31,19 @@ async def handle_assignment_request(
     row.processed_at = now
     if row.lead_id is None:
         return "no_lead"
-    outcome = await assign_lead(session, row.lead_id, now, settings)
+    exclude = frozenset(uuid.UUID(u) for u in row.payload.get("exclude", []))
+    outcome = await assign_lead(session, row.lead_id, now, settings, exclude=exclude,
+                                action="reassign" if exclude else "assign")
     ASSIGNMENT_ROUNDS.labels(outcome.result).inc()
     if outcome.retry_at is not None:
-        session.add(OutboxMessage(job="assign_lead", payload=row.payload, lead_id=row.lead_id, created_at=now,
-                                  not_before=outcome.retry_at))
+        session.add(OutboxMessage(job="assign_lead", payload=assignment_payload(row.lead_id, outcome.exclude),
+                                  lead_id=row.lead_id, created_at=now, not_before=outcome.retry_at))
     return outcome.result
+
+
+def assignment_payload(lead_id: uuid.UUID, exclude: frozenset[uuid.UUID] = frozenset()) -> dict:
+    """An `assign_lead` outbox payload; `exclude` names reps who must not get the lead back this time."""
+    payload: dict = {"lead_id": str(lead_id)}
+    if exclude:
+        payload["exclude"] = sorted(str(u) for u in exclude)
+    return payload

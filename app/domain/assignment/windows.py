@@ -7,9 +7,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 
+def parse_clock(value: str) -> time:
+    """HH:MM; "24:00" is the end of the day."""
+    if value == "24:00":
+        return time.max
+    return time.fromisoformat(value)
+
+
 def _bounds(window: dict[str, Any]) -> tuple[set[int], time, time]:
     weekdays = set(window.get("weekdays") or range(1, 8))
-    return weekdays, time.fromisoformat(window.get("start", "00:00")), time.fromisoformat(window.get("end", "23:59"))
+    return weekdays, parse_clock(window.get("start", "00:00")), parse_clock(window.get("end", "24:00"))
 
 
 def is_open(window: dict[str, Any] | None, tz: ZoneInfo, now: datetime) -> bool:

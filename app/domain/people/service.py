@@ -47,8 +47,8 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal | 
     if row is None:
         return None
     user, permissions = row
-    return Principal(user_id=user.id, name=user.name, permissions=frozenset(permissions or []),
-                     is_admin=user.kind == "admin")
+    # Rights come from the role alone (kind "admin" is a label): only the settings token is all-powerful.
+    return Principal(user_id=user.id, name=user.name, permissions=frozenset(permissions or []))
 
 
 async def create_role(session: AsyncSession, name: str, permissions: list[str], clock: Clock) -> Role:

@@ -175,3 +175,57 @@ async def test_lead_outside_the_window_waits_and_is_assigned_when_it_opens(app, 
     waiting = await leads(app)
     assert {lead.status for lead in waiting} == {"assigned"}
     assert Counter(lead.assignee_id for lead in waiting) == {rep.id: 2 for rep in team.reps}  # spread, not a burst
+
+
+async def test_customer_asking_again_revives_a_failed_lead(app, client, make_source, settings, clock):
+    await make_source(key="web")
+    await make_team(app, reps=1, rep_role="viewer")
+    [number] = await post_leads(client, 1)
+    for _ in range(settings.assignment_max_tries):
+        await drain(app, settings, clock)
+        clock.advance(seconds=settings.assignment_retry_seconds)
+    assert (await leads(app))[0].status == "assignment_failed"
+    again = await client.post("/v1/intake/web", json={"name": "客户0", "phone": "13800000000"})
+    assert again.json() == {"lead_id": number, "status": "merged", "submission_id": again.json()["submission_id"]}
+    [lead] = await leads(app)
+    assert (lead.status, lead.assignment_attempts) == ("awaiting_assignment", 0)
+    await drain(app, settings, clock)
+    assert (await leads(app))[0].assignment_attempts == 1  # it is being assigned again, not forgotten
+
+
+async def test_attempts_count_in_a_row_and_reset_when_assigned(app, client, make_source, settings, clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=1, rep_overrides=[{"on_duty": False}])
+    await post_leads(client, 1)
+    await drain(app, settings, clock)
+    async with unit_of_work(app.state.sessions) as session:
+        await session.execute(update(User).where(User.id == team.reps[0].id).values(on_duty=True))
+    clock.advance(seconds=settings.assignment_retry_seconds)
+    await drain(app, settings, clock)
+    [lead] = await leads(app)
+    assert (lead.status, lead.assignment_attempts) == ("assigned", 0)
+
+
+@pytest.mark.parametrize("window", [{"start": "09:00", "end": "09:00"}, {"start": "25:00", "end": "26:00"},
+                                    {"start": "24:00", "end": "08:00"}])
+def test_unreadable_windows_are_refused(window):
+    from pydantic import ValidationError
+
+    from app.domain.assignment.rules import Window
+
+    with pytest.raises(ValidationError):
+        Window.model_validate(window)
+
+
+def test_a_window_ending_at_24_00_includes_the_last_minute():
+    from zoneinfo import ZoneInfo
+
+    from app.domain.assignment.windows import is_open
+
+    tz = ZoneInfo("Asia/Shanghai")
+    friday_late = datetime(2026, 11, 27, 15, 59, 30, tzinfo=UTC)  # 23:59:30 in Shanghai
+    assert is_open({"weekdays": [5], "start": "09:00", "end": "24:00"}, tz, friday_late)
+    overnight = {"weekdays": [1, 2, 3, 4, 5], "start": "22:00", "end": "06:00"}
+    saturday_early = datetime(2026, 11, 27, 20, 0, tzinfo=UTC)  # Sat 04:00: Friday's night window
+    assert is_open(overnight, tz, saturday_early)
+    assert not is_open(overnight, tz, datetime(2026, 11, 28, 20, 0, tzinfo=UTC))  # Sun 04:00: Sat not a weekday
