@@ -18,6 +18,7 @@ from app.api.deps import SessionDep, get_clock, require_admin
 from app.api.problems import problem_responses
 from app.domain.assignment.lint import lint_configuration
 from app.domain.clock import Clock
+from app.domain.notify.preferences import KNOWN_KINDS
 from app.domain.people import service
 from app.domain.people.models import PERMISSIONS
 
@@ -25,6 +26,7 @@ router = APIRouter(tags=["people"], dependencies=[Depends(require_admin)],
                    responses=problem_responses(401, 403, 503))
 
 Permission = Literal[PERMISSIONS]  # type: ignore[valid-type]
+NotifyKind = Literal[tuple(sorted(KNOWN_KINDS))]  # type: ignore[valid-type]
 
 
 class RoleIn(BaseModel):
@@ -52,6 +54,9 @@ class UserIn(BaseModel):
     capacity: int | None = Field(default=None, ge=0, description="Max pending leads; default from settings")
     on_duty: bool = True
     wecom_userid: str | None = None
+    notify_kinds: list[NotifyKind] | None = Field(
+        default=None, description="Notification kinds that reach this user; null = lead_assigned, todo_overdue, "
+                                  "approval_pending (assignment_failed always reaches a manager)")
 
 
 class UserPatch(BaseModel):
@@ -61,6 +66,7 @@ class UserPatch(BaseModel):
     is_active: bool | None = None
     role_id: uuid.UUID | None = None
     wecom_userid: str | None = None
+    notify_kinds: list[NotifyKind] | None = None
 
 
 class UserOut(BaseModel):
@@ -72,6 +78,7 @@ class UserOut(BaseModel):
     on_duty: bool
     capacity: int | None
     wecom_userid: str | None
+    notify_kinds: list[str] | None
     last_assigned_at: datetime | None
 
 

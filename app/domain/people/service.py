@@ -66,14 +66,15 @@ async def create_role(session: AsyncSession, name: str, permissions: list[str], 
 
 async def create_user(
     session: AsyncSession, *, name: str, kind: str, role_id: uuid.UUID, clock: Clock, capacity: int | None = None,
-    on_duty: bool = True, wecom_userid: str | None = None,
+    on_duty: bool = True, wecom_userid: str | None = None, notify_kinds: list[str] | None = None,
 ) -> tuple[User, str]:
     """Create a user and their API token; the token is returned once and stored only as a hash."""
     if await session.get(Role, role_id) is None:
         raise NotFound(f"no role {role_id}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(24)
     user = User(name=name, kind=kind, role_id=role_id, capacity=capacity, on_duty=on_duty, is_active=True,
-                wecom_userid=wecom_userid, token_sha256=hash_token(token), created_at=clock.now())
+                wecom_userid=wecom_userid, notify_kinds=notify_kinds, token_sha256=hash_token(token),
+                created_at=clock.now())
     session.add(user)
     await session.flush()
     return user, token

@@ -1,0 +1,105 @@
+"""The field guide's 14:23 outage, reproduced: WeCom starts refusing our IP (60020) mid-run.
+
+Assignment must keep running as if nothing happened, every refused push must be recorded with the IP and
+the fix, and once WeCom accepts again every pending notification must be delivered exactly once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from app.domain.assignment.models import Notification
+from app.domain.leads.models import AuditEntry, Lead
+from app.settings import Settings
+from tests.conftest import ADMIN_TOKEN, eventually
+from tests.fakes.server import serve
+from tests.fakes.wecom import CALLER_IP, FakeWeCom
+from tests.people import make_team
+
+
+@pytest.fixture
+async def fake():
+    wecom = FakeWeCom()
+    async with serve(wecom.app()) as url:
+        wecom.base_url = url + "/cgi-bin/"
+        yield wecom
+
+
+@pytest.fixture
+def settings(stack, fake) -> Settings:
+    return Settings(
+        DATABASE_URL=stack.database_url, REDIS_URL=stack.redis_url, LEADFLOW_ADMIN_TOKEN=ADMIN_TOKEN,
+        LEADFLOW_OUTBOX_SWEEP_INTERVAL=0.1, LEADFLOW_WORKER_HEARTBEAT_INTERVAL=0.2,
+        LEADFLOW_WECOM_BASE_URL=fake.base_url, LEADFLOW_WECOM_CORP_ID=fake.corp_id,
+        LEADFLOW_WECOM_SECRET=fake.secret, LEADFLOW_WECOM_AGENT_ID=fake.agent_id,
+        LEADFLOW_EGRESS_IPS=["198.51.100.7"], LEADFLOW_NOTIFY_RETRY_BASE_SECONDS=0.2,
+        LEADFLOW_NOTIFY_RETRY_MAX_SECONDS=0.5)
+
+
+async def post(client, start: int, n: int) -> list[str]:
+    numbers = []
+    for i in range(start, start + n):
+        r = await client.post("/v1/intake/web", json={"name": f"客户{i}", "phone": f"1370000{i:04d}"})
+        assert r.status_code == 201
+        numbers.append(r.json()["lead_id"])
+    return numbers
+
+
+async def rows(db, model, *where):
+    async with db.connect() as conn:
+        return (await conn.execute(select(model).where(*where))).all()
+
+
+async def test_ip_refusal_costs_no_assignment_and_every_push_arrives_once_after(
+    client, make_source, db, app, worker, fake
+):
+    await make_source(key="web")
+    await make_team(app, reps=2, rep_overrides=[{"wecom_userid": "rep0"}, {"wecom_userid": "rep1"}])
+    before = await post(client, 0, 3)
+
+    async def all_sent(n):
+        sent = await rows(db, Notification, Notification.status == "sent")
+        return len(sent) == n
+
+    await eventually(lambda: all_sent(3), within=15)
+    pushed = await rows(db, Lead, Lead.pushed_at.is_not(None))
+    assert len(pushed) == 3
+    successes = await rows(db, AuditEntry, AuditEntry.action == "notify", AuditEntry.action_result == "success")
+    assert {s.reason for s in successes} == {"send_to_wx_success"} and len(successes) == 3
+
+    fake.refuse_ip = True  # 14:23
+    during = await post(client, 10, 4)
+
+    async def assigned_and_refused():
+        assigned = await rows(db, Lead, Lead.lead_number.in_(during), Lead.status == "assigned")
+        refused = await rows(db, AuditEntry, AuditEntry.action == "notify", AuditEntry.reason == "ip_not_allowed")
+        return len(assigned) == 4 and len(refused) >= 4
+
+    await eventually(assigned_and_refused, within=15)
+    refused = await rows(db, AuditEntry, AuditEntry.action == "notify", AuditEntry.reason == "ip_not_allowed")
+    assert refused[0].detail["ip"] == CALLER_IP and "企业可信IP" in refused[0].detail["fix"]
+    assert "NOT in LEADFLOW_EGRESS_IPS" in refused[0].detail["fix"]
+    assert len(fake.messages) == 3
+
+    fake.refuse_ip = False  # fixed in the admin console
+    await eventually(lambda: all_sent(7), within=20)
+    per_lead = Counter(m["text"]["content"].split()[1] for m in fake.messages)
+    assert sorted(per_lead) == sorted(before + during) and set(per_lead.values()) == {1}
+
+
+async def test_preferences_and_missing_addresses_are_recorded_not_silent(client, make_source, db, app, worker, fake):
+    await make_source(key="web")
+    await make_team(app, reps=2, rep_overrides=[{"wecom_userid": "rep0", "notify_kinds": ["todo_overdue"]}, {}])
+    await post(client, 0, 2)
+
+    async def settled():
+        return len(await rows(db, Notification, Notification.status != "pending")) == 2
+
+    await eventually(settled, within=15)
+    statuses = {n.status for n in await rows(db, Notification)}
+    assert statuses == {"suppressed", "undeliverable"} and fake.messages == []
+    reasons = {a.reason for a in await rows(db, AuditEntry, AuditEntry.action == "notify")}
+    assert reasons == {"preference", "no_channel_or_address"}
