@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep, get_clock, require_admin
@@ -15,6 +16,7 @@ from app.domain.clock import Clock
 from app.domain.intake.submissions import list_submissions
 from app.domain.sources import service
 from app.domain.sources.schemas import SourceIn, SourceOut, SourcePatch
+from app.domain.sources.status import source_statuses
 
 router = APIRouter(tags=["sources"], dependencies=[Depends(require_admin)],
                    responses=problem_responses(401, 503))
@@ -30,6 +32,23 @@ async def create_source(data: SourceIn, session: AsyncSession = SessionDep,
 @router.get("/v1/sources", response_model=list[SourceOut], summary="List sources")
 async def list_sources(session: AsyncSession = SessionDep) -> list[SourceOut]:
     return [service.to_out(s) for s in await service.list_sources(session)]
+
+
+class SourceStatus(BaseModel):
+    key: str
+    name: str
+    kind: str
+    enabled: bool
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    last_failure_reasons: list[dict[str, Any]]
+    counts_24h: dict[str, int] = Field(description="submissions in the last 24 h by outcome")
+    stale: bool = Field(description="enabled and no successful submission in 24 h")
+
+
+@router.get("/v1/sources/status", response_model=list[SourceStatus], summary="Sync status per source (R1.8)")
+async def sources_status(session: AsyncSession = SessionDep, clock: Clock = Depends(get_clock)) -> list[SourceStatus]:
+    return [SourceStatus(**entry) for entry in await source_statuses(session, clock.now())]
 
 
 @router.get("/v1/sources/{key}", response_model=SourceOut, summary="One source",

@@ -64,3 +64,21 @@ async def test_disabling_a_source_takes_effect_on_the_next_request(client, admin
     await client.patch("/v1/sources/campaign", headers=admin, json={"enabled": False})
     r = await client.post("/v1/intake/campaign", json={"name": "乙", "phone": "13800138001"})
     assert r.status_code == 403 and r.json()["code"] == "source_disabled"
+
+
+async def test_sources_status_shows_last_success_failure_counts_and_staleness(client, admin, make_source, db):
+    from sqlalchemy import text
+
+    await make_source(key="live")
+    await make_source(key="quiet")
+    await client.post("/v1/intake/live", json={"name": "甲", "phone": "13800138000"})
+    await client.post("/v1/intake/live", json={"name": "乙", "phone": "123"})
+    await client.post("/v1/intake/quiet", json={"name": "丙", "phone": "13800138001"})
+    async with db.begin() as conn:  # quiet's only success was two days ago
+        await conn.execute(text("UPDATE submissions SET received_at = now() - interval '2 days' "
+                                "WHERE source_id = (SELECT id FROM sources WHERE key = 'quiet')"))
+    status = {s["key"]: s for s in (await client.get("/v1/sources/status", headers=admin)).json()}
+    assert status["live"]["counts_24h"] == {"accepted": 1, "rejected": 1} and status["live"]["stale"] is False
+    assert status["live"]["last_failure_reasons"][0]["code"] == "invalid_phone"
+    assert status["quiet"]["stale"] is True and status["quiet"]["counts_24h"] == {}
+    assert status["quiet"]["last_success_at"] is not None
