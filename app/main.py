@@ -8,12 +8,13 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import structlog
 from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api import assignment, health, intake, leads, people, sources, submissions, worklist
+from app.api import alerts, assignment, health, intake, leads, people, sources, submissions, worklist
 from app.api.errors import install_error_handlers
 from app.db import create_engine, create_sessionmaker
 from app.domain.clock import Clock, SystemClock
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.state.pool = await create_intake_pool(settings.require_database_url())
         app.state.sources = SourceCache(app.state.sessions, settings.source_cache_seconds)
         app.state.redis = create_queue_client(settings)
+        app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=3.0))
         if settings.admin_token is None:
             log.warning("admin_api_disabled", reason="LEADFLOW_ADMIN_TOKEN not set")
         # Everything built at start-up (routes, schemas, metadata) is long-lived: keep it out of the cyclic
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         try:
             yield
         finally:
+            await app.state.http.aclose()
             await app.state.redis.aclose()
             await app.state.pool.close()
             await engine.dispose()
@@ -61,7 +64,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
     install_error_handlers(app)
-    for module in (intake, sources, submissions, leads, worklist, people, assignment, health):
+    for module in (intake, sources, submissions, leads, worklist, people, assignment, alerts, health):
         app.include_router(module.router)
 
     app.add_middleware(RequestContextMiddleware)

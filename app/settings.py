@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     notify_retry_max_seconds: float = Field(default=300.0, alias="LEADFLOW_NOTIFY_RETRY_MAX_SECONDS", gt=0)
     notify_max_attempts: int = Field(default=60, alias="LEADFLOW_NOTIFY_MAX_ATTEMPTS", ge=1)
 
+    # Ops alerts (R3.5) and integration probes (R3.4).
+    ops_wecom_robot_key: SecretStr | None = Field(default=None, alias="LEADFLOW_OPS_WECOM_ROBOT_KEY")
+    ops_dingtalk_url: str = Field(default="https://oapi.dingtalk.com/robot/send", alias="LEADFLOW_OPS_DINGTALK_URL")
+    ops_dingtalk_token: SecretStr | None = Field(default=None, alias="LEADFLOW_OPS_DINGTALK_TOKEN")
+    ops_dingtalk_secret: SecretStr | None = Field(default=None, alias="LEADFLOW_OPS_DINGTALK_SECRET")
+    alert_cooldown_seconds: float = Field(default=1800.0, alias="LEADFLOW_ALERT_COOLDOWN_SECONDS", ge=0)
+    probe_interval_seconds: float = Field(default=900.0, alias="LEADFLOW_PROBE_INTERVAL_SECONDS", gt=0)
+
     # Outbox relay and worker.
     outbox_sweep_interval_seconds: float = Field(default=0.25, alias="LEADFLOW_OUTBOX_SWEEP_INTERVAL", gt=0)
     # Unprocessed outbox rows older than this count as backlog (metrics, alerts).

@@ -59,4 +59,18 @@ async def check_readiness(engine: AsyncEngine, redis: Redis, heartbeat_max_age: 
         boxed(_redis_and_worker(redis, heartbeat_max_age), ("redis", "worker")))
     checks = {"database": database, "migrations": migrations, "redis": redis_state, "worker": worker}
     down = [name for name, check in checks.items() if not check["ok"]]
-    return {"status": "ready" if not down else "not_ready", "down": down, "checks": checks}
+    report = {"status": "ready" if not down else "not_ready", "down": down, "checks": checks}
+    if database["ok"]:
+        # Informational: a failing WeCom must not take the API out of the load balancer.
+        report["integrations"] = await _integrations_summary(engine)
+    return report
+
+
+async def _integrations_summary(engine: AsyncEngine) -> dict[str, Any]:
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text(
+                "SELECT channel, ok, since, error_kind FROM integration_health ORDER BY channel"))).all()
+    except Exception as error:
+        return {"error": type(error).__name__}
+    return {r.channel: {"ok": r.ok, "since": r.since.isoformat(), "error_kind": r.error_kind} for r in rows}

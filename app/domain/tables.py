@@ -1,6 +1,7 @@
 """Imports every table so `Base.metadata` is complete (Alembic, tests)."""
 
 from app.db import Base
+from app.domain.alerts.models import Alert, IntegrationHealth
 from app.domain.assignment.models import AssignmentRule, Notification, Ticket
 from app.domain.intake.models import SignatureNonce, Submission
 from app.domain.leads.models import AuditEntry, Inquiry, Lead
@@ -10,5 +11,22 @@ from app.domain.sources.models import Source
 
 metadata = Base.metadata
 
-__all__ = ["AssignmentRule", "AuditEntry", "Inquiry", "Lead", "Notification", "OutboxMessage", "Role",
-           "SignatureNonce", "Source", "Submission", "Team", "TeamMember", "Ticket", "User", "metadata"]
+__all__ = [
+           "Alert",
+           "AssignmentRule",
+           "AuditEntry",
+           "Inquiry",
+           "IntegrationHealth",
+           "Lead",
+           "Notification",
+           "OutboxMessage",
+           "Role",
+           "SignatureNonce",
+           "Source",
+           "Submission",
+           "Team",
+           "TeamMember",
+           "Ticket",
+           "User",
+           "metadata",
+]

@@ -55,6 +55,7 @@ class FakeWeCom:
             Route("/cgi-bin/gettoken", self._gettoken),
             Route("/cgi-bin/message/send", self._send, methods=["POST"]),
             Route("/cgi-bin/webhook/send", self._robot, methods=["POST"]),
+            Route("/cgi-bin/agent/get", self._agent),
         ])
 
     async def _gettoken(self, request: Request):
@@ -102,12 +103,23 @@ class FakeWeCom:
                              "invalidtag": "", "unlicenseduser": "", "msgid": secrets.token_hex(8),
                              "response_code": "", "_bytes": len(content)})
 
-    async def _robot(self, request: Request):
-        if request.query_params.get("key") not in self.robot_keys:
-            return _error(93000, "invalid webhook url")
+    async def _agent(self, request: Request):
+        token = request.query_params.get("access_token", "")
+        if token not in self.tokens:
+            return _error(40014, "invalid access_token")
         refusal = self._refusal()
         if refusal is not None:
             return refusal
+        return JSONResponse({"errcode": 0, "errmsg": "ok", "agentid": self.agent_id, "name": "leadflow",
+                             "close": 0, "allow_userinfos": {"user": [{"userid": u} for u in sorted(self.users)]}})
+
+    async def _robot(self, request: Request):
+        if request.query_params.get("key") not in self.robot_keys:
+            return _error(93000, "invalid webhook url")
+        # Group robots are not apps: the app's trusted-IP list does not apply to them.
+        if self.busy > 0:
+            self.busy -= 1
+            return _error(-1, "system busy")
         body = json.loads(await request.body())
         if body.get("msgtype") == "markdown" and len(body["markdown"]["content"].encode()) > 4096:
             return _error(40058, "markdown.content exceed max length 4096")

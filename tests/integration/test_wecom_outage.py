@@ -36,7 +36,7 @@ def settings(stack, fake) -> Settings:
         LEADFLOW_WECOM_BASE_URL=fake.base_url, LEADFLOW_WECOM_CORP_ID=fake.corp_id,
         LEADFLOW_WECOM_SECRET=fake.secret, LEADFLOW_WECOM_AGENT_ID=fake.agent_id,
         LEADFLOW_EGRESS_IPS=["198.51.100.7"], LEADFLOW_NOTIFY_RETRY_BASE_SECONDS=0.2,
-        LEADFLOW_NOTIFY_RETRY_MAX_SECONDS=0.5)
+        LEADFLOW_NOTIFY_RETRY_MAX_SECONDS=0.5, LEADFLOW_OPS_WECOM_ROBOT_KEY="robot-key")
 
 
 async def post(client, start: int, n: int) -> list[str]:
@@ -84,10 +84,23 @@ async def test_ip_refusal_costs_no_assignment_and_every_push_arrives_once_after(
     assert "NOT in LEADFLOW_EGRESS_IPS" in refused[0].detail["fix"]
     assert len(fake.messages) == 3
 
+    # ops heard about it once, on the first failed push, with the IP and what to do (not once per failure)
+    async def alerted():
+        return [m for m in fake.robot_messages if "【告警】wecom:ip_not_allowed" in m["text"]["content"]]
+
+    [alert] = await eventually(alerted, within=10)
+    assert CALLER_IP in alert["text"]["content"] and "企业可信IP" in alert["text"]["content"]
+
     fake.refuse_ip = False  # fixed in the admin console
     await eventually(lambda: all_sent(7), within=20)
     per_lead = Counter(m["text"]["content"].split()[1] for m in fake.messages)
     assert sorted(per_lead) == sorted(before + during) and set(per_lead.values()) == {1}
+
+    async def recovered():
+        return [m for m in fake.robot_messages if m["text"]["content"].startswith("【恢复】wecom:ip_not_allowed")]
+
+    await eventually(recovered, within=10)
+    assert len(await alerted()) == 1
 
 
 async def test_preferences_and_missing_addresses_are_recorded_not_silent(client, make_source, db, app, worker, fake):
@@ -103,3 +116,20 @@ async def test_preferences_and_missing_addresses_are_recorded_not_silent(client,
     assert statuses == {"suppressed", "undeliverable"} and fake.messages == []
     reasons = {a.reason for a in await rows(db, AuditEntry, AuditEntry.action == "notify")}
     assert reasons == {"preference", "no_channel_or_address"}
+
+
+async def test_the_probe_finds_the_ip_block_before_any_push_and_clears_it(client, admin, db, app, fake):
+    fake.refuse_ip = True
+    failing = (await client.post("/v1/health/integrations/probe", headers=admin)).json()
+    assert failing[0]["channel"] == "wecom_app" and failing[0]["ok"] is False
+    assert failing[0]["error_kind"] == "ip_not_allowed" and failing[0]["detail"]["ip"] == CALLER_IP
+    [firing] = (await client.get("/v1/alerts?status=firing", headers=admin)).json()
+    assert firing["key"] == "probe:wecom_app" and CALLER_IP in firing["message"]
+    ready = (await client.get("/readyz")).json()
+    assert ready["integrations"]["wecom_app"]["ok"] is False  # shown, but not a reason to stop serving
+    fake.refuse_ip = False
+    ok = (await client.post("/v1/health/integrations/probe", headers=admin)).json()
+    assert ok[0]["ok"] is True and ok[0]["since"] != failing[0]["since"]
+    assert (await client.get("/v1/alerts?status=firing", headers=admin)).json() == []
+    [resolved] = (await client.get("/v1/alerts?status=resolved", headers=admin)).json()
+    assert resolved["key"] == "probe:wecom_app" and resolved["resolved_at"] is not None

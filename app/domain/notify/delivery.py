@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.alerts.service import raise_alert, resolve_alert
 from app.domain.assignment.models import Notification
 from app.domain.leads import audit
 from app.domain.leads.models import Lead
@@ -84,6 +85,7 @@ async def deliver_notification(
     if sent is None:
         return _settle(session, notification, lead, now, "undeliverable", "skipped", "no_channel_or_address")
     notification.sent_at = now
+    await resolve_alert(session, "wecom:ip_not_allowed", now, "a push went through again")
     if lead is not None and notification.kind == "lead_assigned" and lead.pushed_at is None:
         lead.pushed_at = now
     return _settle(session, notification, lead, now, "sent", "success", "send_to_wx_success", detail=sent)
@@ -122,6 +124,10 @@ async def _failed(session: AsyncSession, notification: Notification, lead: Lead 
     if error.kind == "ip_not_allowed":
         detail |= {"ip": error.ip, "fix": explain_ip_block(error, settings.egress_ips)}
         log.error("integration_ip_not_allowed", channel=error.channel, ip=error.ip, fix=detail["fix"])
+    if not error.is_retryable or error.kind == "ip_not_allowed":  # needs a person: say so on the first failure
+        await raise_alert(session, f"{error.channel}:{error.kind}", detail.get("fix") or str(error), now,
+                          timedelta(seconds=settings.alert_cooldown_seconds), severity="critical",
+                          detail={"errcode": error.errcode, "ip": error.ip})
     audit.record(session, lead_id=lead.id if lead else None, action="notify", result="failed", at=now,
                  reason=error.kind, detail=detail)
     if not error.is_retryable or notification.attempts >= settings.notify_max_attempts:

@@ -55,9 +55,17 @@ class WeComApp:
         token = await self.access_token(refresh=True)
         return await self._call("POST", "message/send", params={"access_token": token}, json=body)
 
-    async def probe(self) -> None:
-        """A harmless call: fetch a fresh token (proves secret and reachability)."""
-        await self.access_token(refresh=True)
+    async def probe(self) -> dict:
+        """A harmless business call (agent/get). gettoken alone is not enough: from an untrusted IP it still
+        succeeds, and only business calls answer 60020."""
+        token = await self.access_token()
+        try:
+            return await self._call("GET", "agent/get", params={"access_token": token, "agentid": self.agent_id})
+        except DeliveryError as error:
+            if error.kind != "token_invalid":
+                raise
+        token = await self.access_token(refresh=True)
+        return await self._call("GET", "agent/get", params={"access_token": token, "agentid": self.agent_id})
 
     async def _call(self, method: str, path: str, **kwargs) -> dict:
         try:

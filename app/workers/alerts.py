@@ -1,0 +1,32 @@
+"""arq job: post one alert message to the ops groups."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import structlog
+
+from app.db import unit_of_work
+from app.domain.alerts.delivery import send_alert as send
+from app.domain.alerts.probes import run_probes
+
+log = structlog.get_logger(__name__)
+
+
+async def send_alert(ctx: dict[str, Any], outbox_id: str) -> str:
+    async with unit_of_work(ctx["sessions"]) as session:
+        return await send(session, uuid.UUID(outbox_id), ctx["clock"].now(), ctx["channels"])
+
+
+async def probe_forever(ctx: dict[str, Any]) -> None:
+    """R3.4: probe the integrations every LEADFLOW_PROBE_INTERVAL_SECONDS (one worker does it per interval)."""
+    settings = ctx["settings"]
+    while True:
+        try:
+            async with unit_of_work(ctx["sessions"]) as session:
+                await run_probes(session, ctx["channels"], ctx["clock"].now())
+        except Exception as error:  # the probe must not die quietly
+            log.warning("probe_failed", error=f"{type(error).__name__}: {str(error)[:200]}")
+        await asyncio.sleep(min(30.0, settings.probe_interval_seconds / 3))
