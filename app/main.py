@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     install_error_handlers(app)
     for module in (intake, sources, submissions, leads, worklist, people, assignment, alerts, health):
         app.include_router(module.router)
+    app.include_router(sources.reporting)
 
     app.add_middleware(RequestContextMiddleware)
     return app

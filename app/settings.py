@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     ops_dingtalk_token: SecretStr | None = Field(default=None, alias="LEADFLOW_OPS_DINGTALK_TOKEN")
     ops_dingtalk_secret: SecretStr | None = Field(default=None, alias="LEADFLOW_OPS_DINGTALK_SECRET")
     alert_cooldown_seconds: float = Field(default=1800.0, alias="LEADFLOW_ALERT_COOLDOWN_SECONDS", ge=0)
+    watch_interval_seconds: float = Field(default=60.0, alias="LEADFLOW_WATCH_INTERVAL_SECONDS", gt=0)
+    reconcile_gap_threshold: float = Field(default=0.10, alias="LEADFLOW_RECONCILE_GAP", ge=0)
+    outbox_backlog_alert: int = Field(default=100, alias="LEADFLOW_OUTBOX_BACKLOG_ALERT", ge=1)
     probe_interval_seconds: float = Field(default=900.0, alias="LEADFLOW_PROBE_INTERVAL_SECONDS", gt=0)
 
     # Outbox relay and worker.

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import SessionDep, get_clock, require_admin
+from app.api.deps import SessionDep, get_clock, get_principal, require_admin
 from app.api.problems import problem_responses
 from app.api.submissions import SubmissionOut, submission_out
+from app.domain.alerts.watch import report_count
 from app.domain.clock import Clock
 from app.domain.intake.submissions import list_submissions
+from app.domain.people.service import Principal
 from app.domain.sources import service
 from app.domain.sources.schemas import SourceIn, SourceOut, SourcePatch
 from app.domain.sources.status import source_statuses
@@ -51,6 +53,20 @@ async def sources_status(session: AsyncSession = SessionDep, clock: Clock = Depe
     return [SourceStatus(**entry) for entry in await source_statuses(session, clock.now())]
 
 
+class ReportedCountIn(BaseModel):
+    period_start: datetime
+    period_end: datetime
+    count: int = Field(ge=0, description="How many submissions the form side sent in [start, end)")
+
+
+class ReportedCountOut(BaseModel):
+    period_start: datetime
+    period_end: datetime
+    reported: int
+    received: int = Field(description="Leads we accepted or merged in the period")
+    gap: float = Field(description="(reported - received) / reported; over LEADFLOW_RECONCILE_GAP alerts")
+
+
 @router.get("/v1/sources/{key}", response_model=SourceOut, summary="One source",
             responses=problem_responses(404))
 async def get_source(key: str, session: AsyncSession = SessionDep) -> SourceOut:
@@ -77,3 +93,18 @@ async def source_submissions(
 ) -> list[SubmissionOut]:
     rows = await list_submissions(session, key, outcome=outcome, before=before, limit=limit)
     return [submission_out(s) for s in rows]
+
+
+reporting = APIRouter(tags=["sources"], responses=problem_responses(401, 403, 503))
+
+
+@reporting.post("/v1/sources/{key}/reported-counts", status_code=201, response_model=ReportedCountOut,
+                summary="The form side reports how many submissions it sent (R1.10)",
+                responses=problem_responses(404, 422))
+async def reported_counts(key: str, data: ReportedCountIn, request: Request,
+                          principal: Principal = Depends(get_principal), session: AsyncSession = SessionDep,
+                          clock: Clock = Depends(get_clock)) -> ReportedCountOut:
+    principal.require("source.report")
+    row = await report_count(session, key, data.period_start, data.period_end, data.count, clock.now(),
+                             request.app.state.settings)
+    return ReportedCountOut.model_validate(row, from_attributes=True)

@@ -11,6 +11,7 @@ import structlog
 from app.db import unit_of_work
 from app.domain.alerts.delivery import send_alert as send
 from app.domain.alerts.probes import run_probes
+from app.domain.alerts.watch import watch
 
 log = structlog.get_logger(__name__)
 
@@ -30,3 +31,15 @@ async def probe_forever(ctx: dict[str, Any]) -> None:
         except Exception as error:  # the probe must not die quietly
             log.warning("probe_failed", error=f"{type(error).__name__}: {str(error)[:200]}")
         await asyncio.sleep(min(30.0, settings.probe_interval_seconds / 3))
+
+
+async def watch_forever(ctx: dict[str, Any]) -> None:
+    """R3.5: threshold alerts every LEADFLOW_WATCH_INTERVAL_SECONDS."""
+    settings = ctx["settings"]
+    while True:
+        try:
+            async with unit_of_work(ctx["sessions"]) as session:
+                await watch(session, ctx["clock"].now(), settings)
+        except Exception as error:
+            log.warning("watch_failed", error=f"{type(error).__name__}: {str(error)[:200]}")
+        await asyncio.sleep(settings.watch_interval_seconds)

@@ -22,7 +22,7 @@ from app.domain.clock import Clock, SystemClock
 from app.domain.notify.delivery import Channels
 from app.queue import WORKER_HEARTBEAT_KEY, arq_redis_settings, create_queue_client
 from app.settings import Settings
-from app.workers.alerts import probe_forever, send_alert
+from app.workers.alerts import probe_forever, send_alert, watch_forever
 from app.workers.assignment import assign_lead, reassign_overdue_forever
 from app.workers.notify import deliver_notification
 from app.workers.outbox import relay_outbox_forever
@@ -76,7 +76,8 @@ def build_worker(settings: Settings, clock: Clock | None = None, **overrides: An
 
         ctx["loops"] = [asyncio.create_task(relay_outbox_forever(ctx)),
                         asyncio.create_task(reassign_overdue_forever(ctx)),
-                        asyncio.create_task(probe_forever(ctx))]
+                        asyncio.create_task(probe_forever(ctx)),
+                        asyncio.create_task(watch_forever(ctx))]
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         for task in ctx.get("loops", []):

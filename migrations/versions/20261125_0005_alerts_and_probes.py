@@ -1,4 +1,4 @@
-"""alerts and the integration probe brief
+"""alerts, the integration probe brief, reported counts for reconciliation
 
 Revision ID: 0005
 Revises: 0004
@@ -48,7 +48,25 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "reported_counts",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("source_id", sa.Uuid(), nullable=False),
+        sa.Column("period_start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("period_end", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reported", sa.Integer(), nullable=False),
+        sa.Column("received", sa.Integer(), nullable=False),
+        sa.Column("gap", sa.Float(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["source_id"], ["sources.id"], name=op.f("fk_reported_counts_source_id_sources")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reported_counts")),
+    )
+    op.create_index(op.f("ix_reported_counts_source_id"), "reported_counts", ["source_id"], unique=False)
+
+
 def downgrade() -> None:
+    op.drop_index(op.f("ix_reported_counts_source_id"), table_name="reported_counts")
+    op.drop_table("reported_counts")
     op.drop_table("integration_health")
     op.drop_index("uq_alerts_firing_key", table_name="alerts", postgresql_where=sa.text("status = 'firing'"))
     op.drop_table("alerts")

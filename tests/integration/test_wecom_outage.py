@@ -133,3 +133,53 @@ async def test_the_probe_finds_the_ip_block_before_any_push_and_clears_it(client
     assert (await client.get("/v1/alerts?status=firing", headers=admin)).json() == []
     [resolved] = (await client.get("/v1/alerts?status=resolved", headers=admin)).json()
     assert resolved["key"] == "probe:wecom_app" and resolved["resolved_at"] is not None
+
+
+async def test_a_gap_over_ten_percent_between_reported_and_received_alerts(client, admin, make_source, fake, app):
+    from datetime import UTC, datetime, timedelta
+
+    await make_source(key="web")
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    await post(client, 0, 8)
+    end = datetime.now(UTC)
+    body = {"period_start": start.isoformat(), "period_end": end.isoformat()}
+    fine = await client.post("/v1/sources/web/reported-counts", headers=admin, json=body | {"count": 8})
+    assert fine.status_code == 201 and fine.json()["gap"] == 0
+    short = await client.post("/v1/sources/web/reported-counts", headers=admin, json=body | {"count": 10})
+    assert short.json()["received"] == 8 and short.json()["gap"] == pytest.approx(0.2)
+    [firing] = (await client.get("/v1/alerts?status=firing", headers=admin)).json()
+    assert firing["key"] == "intake_gap:web" and "sent 10" in firing["message"] and "took 8" in firing["message"]
+    future = {"period_start": start.isoformat(), "period_end": (end + timedelta(hours=1)).isoformat(), "count": 1}
+    assert (await client.post("/v1/sources/web/reported-counts", headers=admin, json=future)).status_code == 422
+
+
+async def test_watch_alerts_on_stale_sources_failed_assignments_and_recovers(client, admin, make_source, app, db,
+                                                                             settings):
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from app.db import unit_of_work
+    from app.domain.alerts.watch import watch
+
+    await make_source(key="quiet")
+    await make_source(key="busy")
+    await post_to(client, "busy", 1)
+    async with db.begin() as conn:
+        await conn.execute(text("UPDATE leads SET status = 'assignment_failed'"))
+    async with unit_of_work(app.state.sessions) as session:
+        await watch(session, datetime.now(UTC), settings)
+    keys = {a["key"] for a in (await client.get("/v1/alerts?status=firing", headers=admin)).json()}
+    assert keys == {"source_stale:quiet", "assignment_failed"}
+    async with db.begin() as conn:
+        await conn.execute(text("UPDATE leads SET status = 'lost'"))
+    async with unit_of_work(app.state.sessions) as session:
+        await watch(session, datetime.now(UTC), settings)
+    keys = {a["key"] for a in (await client.get("/v1/alerts?status=firing", headers=admin)).json()}
+    assert keys == {"source_stale:quiet"}
+
+
+async def post_to(client, key: str, n: int) -> None:
+    for i in range(n):
+        r = await client.post(f"/v1/intake/{key}", json={"name": f"甲{i}", "phone": f"1360000{i:04d}"})
+        assert r.status_code == 201

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, Text, text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -41,3 +41,18 @@ class IntegrationHealth(Base):
     error_kind: Mapped[str | None] = mapped_column(String(40))
     error: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+class ReportedCount(Base):
+    """R1.10: the form side's own count of what it sent for a period, and how ours compared."""
+
+    __tablename__ = "reported_counts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    source_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sources.id"), index=True)
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    reported: Mapped[int]
+    received: Mapped[int]  # leads we accepted or merged in the period
+    gap: Mapped[float]  # (reported - received) / reported
+    created_at: Mapped[datetime]

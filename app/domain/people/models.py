@@ -11,7 +11,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, new_id
 
-PERMISSIONS = ("lead.claim", "lead.transfer", "lead.return", "lead.view_all", "config.manage", "team.manage")
+PERMISSIONS = ("lead.claim", "lead.transfer", "lead.return", "lead.view_all", "config.manage", "team.manage",
+               "source.report")
 USER_KINDS = ("sales", "manager", "finance", "admin")
 assignment_turn_seq = Sequence("assignment_turn_seq", metadata=Base.metadata)
 
