@@ -149,11 +149,14 @@ async def worker(settings: Settings, clock: Clock, db: AsyncEngine) -> AsyncIter
     instance = build_worker(settings, clock, handle_signals=False, poll_delay=0.05)
     task = asyncio.create_task(instance.async_run())
     yield instance
-    await instance.close()
+    try:
+        await asyncio.wait_for(instance.close(), 20)
+    except TimeoutError:
+        warnings.warn("arq worker did not close within 20 s", stacklevel=1)
     task.cancel()
     try:
-        await task
-    except (asyncio.CancelledError, Exception):
+        await asyncio.wait_for(task, 5)
+    except (asyncio.CancelledError, TimeoutError, Exception):
         pass
 
 

@@ -77,6 +77,7 @@ async def test_sources_status_shows_last_success_failure_counts_and_staleness(cl
     async with db.begin() as conn:  # quiet's only success was two days ago
         await conn.execute(text("UPDATE submissions SET received_at = now() - interval '2 days' "
                                 "WHERE source_id = (SELECT id FROM sources WHERE key = 'quiet')"))
+        await conn.execute(text("UPDATE sources SET created_at = now() - interval '3 days'"))
     status = {s["key"]: s for s in (await client.get("/v1/sources/status", headers=admin)).json()}
     assert status["live"]["counts_24h"] == {"accepted": 1, "rejected": 1} and status["live"]["stale"] is False
     assert status["live"]["last_failure_reasons"][0]["code"] == "invalid_phone"

@@ -167,6 +167,7 @@ async def test_watch_alerts_on_stale_sources_failed_assignments_and_recovers(cli
     await post_to(client, "busy", 1)
     async with db.begin() as conn:
         await conn.execute(text("UPDATE leads SET status = 'assignment_failed'"))
+        await conn.execute(text("UPDATE sources SET created_at = now() - interval '3 days'"))
     async with unit_of_work(app.state.sessions) as session:
         await watch(session, datetime.now(UTC), settings)
     keys = {a["key"] for a in (await client.get("/v1/alerts?status=firing", headers=admin)).json()}

@@ -19,8 +19,8 @@ async def statuses(db) -> list[str]:
 
 async def unprocessed(db) -> int:
     async with db.connect() as conn:
-        return (await conn.execute(select(func.count()).select_from(OutboxMessage)
-                                   .where(OutboxMessage.processed_at.is_(None)))).scalar_one()
+        return (await conn.execute(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.processed_at.is_(None), OutboxMessage.job == "assign_lead"))).scalar_one()
 
 
 async def test_accepted_lead_is_queued_and_assigned_by_the_worker(client, make_source, db, worker, app):

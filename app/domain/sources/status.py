@@ -17,7 +17,7 @@ STALE_AFTER = timedelta(hours=24)
 
 
 async def source_statuses(session: AsyncSession, now: datetime) -> list[dict[str, Any]]:
-    """One entry per source. `stale`: enabled, and no successful submission in the last 24 h."""
+    """One entry per source. `stale`: enabled for over 24 h, and no successful submission in the last 24 h."""
     since = now - STALE_AFTER
     counts: dict[Any, dict[str, int]] = {}
     for source_id, outcome, n in await session.execute(
@@ -42,6 +42,7 @@ async def source_statuses(session: AsyncSession, now: datetime) -> list[dict[str
             "last_failure_at": failure.received_at if failure else None,
             "last_failure_reasons": failure.reasons if failure else [],
             "counts_24h": counts.get(source.id, {}),
-            "stale": source.enabled and (success is None or success < since),
+            # a source younger than the window has had no chance to be stale yet
+            "stale": source.enabled and source.created_at < since and (success is None or success < since),
         })
     return out
