@@ -79,6 +79,9 @@ async def test_ip_refusal_costs_no_assignment_and_every_push_arrives_once_after(
         return len(assigned) == 4 and len(refused) >= 4
 
     await eventually(assigned_and_refused, within=15)
+    # assignment did not wait for WeCom: each lead was matched as fast during the outage as before it
+    for lead in await rows(db, Lead, Lead.lead_number.in_(before + during)):
+        assert (lead.matched_at - lead.triggered_at).total_seconds() < 3, lead.lead_number
     refused = await rows(db, AuditEntry, AuditEntry.action == "notify", AuditEntry.reason == "ip_not_allowed")
     assert refused[0].detail["ip"] == CALLER_IP and "企业可信IP" in refused[0].detail["fix"]
     assert "NOT in LEADFLOW_EGRESS_IPS" in refused[0].detail["fix"]

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.domain.alerts.models import Alert
 from app.domain.alerts.service import alert_text
 from app.domain.notify.delivery import Channels
-from app.domain.notify.dingtalk import DingTalkRobot
 from app.domain.notify.errors import DeliveryError
+from app.domain.notify.registry import ops_notifiers
 from app.domain.outbox.models import OutboxMessage
 
 MAX_ATTEMPTS = 20
@@ -27,21 +27,13 @@ async def send_alert(session: AsyncSession, outbox_id: uuid.UUID, now: datetime,
     if alert is None:
         return "no_alert"
     text = alert_text(alert, row.payload["state"])
-    settings = channels.settings
-    targets = []
-    if settings.ops_wecom_robot_key:
-        targets.append(channels.team_robot(settings.ops_wecom_robot_key.get_secret_value()).send_text)
-    if settings.ops_dingtalk_token:
-        secret = settings.ops_dingtalk_secret.get_secret_value() if settings.ops_dingtalk_secret else None
-        targets.append(DingTalkRobot(channels.http, url=settings.ops_dingtalk_url,
-                                     access_token=settings.ops_dingtalk_token.get_secret_value(),
-                                     secret=secret).send_text)
+    targets = ops_notifiers(channels.settings, channels.http)
     if not targets:
         return "no_ops_channel"  # stored and listable at /v1/alerts; nobody to tell
     errors: list[DeliveryError] = []
-    for send in targets:
+    for notifier in targets:
         try:
-            await send(text)
+            await notifier.send_text(text)
         except DeliveryError as error:
             errors.append(error)
     if len(errors) < len(targets):
