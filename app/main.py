@@ -14,7 +14,18 @@ from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api import alerts, assignment, health, intake, leads, people, sources, submissions, worklist
+from app.api import (
+    alerts,
+    assignment,
+    health,
+    intake,
+    integrations,
+    leads,
+    people,
+    sources,
+    submissions,
+    worklist,
+)
 from app.api.errors import install_error_handlers
 from app.db import create_engine, create_sessionmaker
 from app.domain.clock import Clock, SystemClock
@@ -64,7 +75,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
     install_error_handlers(app)
-    for module in (intake, sources, submissions, leads, worklist, people, assignment, alerts, health):
+    for module in (intake, sources, submissions, leads, worklist, people, assignment, alerts, integrations, health):
         app.include_router(module.router)
     app.include_router(sources.reporting)
 

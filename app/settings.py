@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     wecom_secret: SecretStr | None = Field(default=None, alias="LEADFLOW_WECOM_SECRET")
     egress_ips: list[str] = Field(default_factory=list, alias="LEADFLOW_EGRESS_IPS",
                                   description="This service's egress IPs/CIDRs, to explain IP refusals")
+    canary_share: float = Field(default=0.1, alias="LEADFLOW_CANARY_SHARE", ge=0, le=1,
+                                description="Share of deliveries a canary integration config gets")
     notify_retry_base_seconds: float = Field(default=30.0, alias="LEADFLOW_NOTIFY_RETRY_BASE_SECONDS", gt=0)
     notify_retry_max_seconds: float = Field(default=300.0, alias="LEADFLOW_NOTIFY_RETRY_MAX_SECONDS", gt=0)
     notify_max_attempts: int = Field(default=60, alias="LEADFLOW_NOTIFY_MAX_ATTEMPTS", ge=1)

@@ -187,3 +187,30 @@ async def post_to(client, key: str, n: int) -> None:
     for i in range(n):
         r = await client.post(f"/v1/intake/{key}", json={"name": f"甲{i}", "phone": f"1360000{i:04d}"})
         assert r.status_code == 201
+
+
+async def test_staged_config_changes_probe_each_step_and_roll_back(client, admin, db, app, fake):
+    base = {"corp_id": fake.corp_id, "agent_id": fake.agent_id, "base_url": fake.base_url}
+    good = await client.post("/v1/integrations/wecom_app/versions", headers=admin, json=base | {"secret": fake.secret})
+    assert good.status_code == 201 and good.json()["stage"] == "sandbox" and good.json()["probe_ok"] is True
+    assert good.json()["config"]["secret_set"] is True and fake.secret not in good.text
+    for stage in ("canary", "full"):
+        r = await client.post("/v1/integrations/wecom_app/versions/1/promote", headers=admin)
+        assert r.status_code == 200 and r.json()["stage"] == stage
+    bad = await client.post("/v1/integrations/wecom_app/versions", headers=admin, json=base | {"secret": "wrong"})
+    assert bad.json()["version"] == 2 and bad.json()["probe_ok"] is False
+    refused = await client.post("/v1/integrations/wecom_app/versions/2/promote", headers=admin)
+    assert refused.status_code == 409 and refused.json()["code"] == "probe_failed"
+    # a second good version goes all the way, then is rolled back to version 1
+    await client.post("/v1/integrations/wecom_app/versions", headers=admin, json=base | {"secret": fake.secret})
+    for _ in range(2):
+        await client.post("/v1/integrations/wecom_app/versions/3/promote", headers=admin)
+    back = await client.post("/v1/integrations/wecom_app/rollback", headers=admin)
+    assert back.json()["version"] == 1 and back.json()["stage"] == "full"
+    stages = {v["version"]: v["stage"] for v in (await client.get("/v1/integrations/wecom_app/versions",
+                                                                  headers=admin)).json()}
+    assert stages == {1: "full", 2: "sandbox", 3: "rolled_back"}
+    async with db.connect() as conn:
+        actions = [(a.action, a.action_result) for a in (await conn.execute(
+            select(AuditEntry).where(AuditEntry.action.like("integration_%")).order_by(AuditEntry.created_at))).all()]
+    assert ("integration_promote", "failed") in actions and actions[-1] == ("integration_rollback", "success")

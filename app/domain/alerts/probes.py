@@ -24,7 +24,7 @@ async def run_probes(session: AsyncSession, channels: Channels, now: datetime, *
     if not force and last is not None and last > now - timedelta(seconds=settings.probe_interval_seconds * 0.9):
         return []
     results = []
-    app = channels.wecom_app()
+    app, _config = await channels.live_wecom_app(session)
     if app is not None:
         results.append(await _probe(session, "wecom_app", app.probe, now, settings))
     return results

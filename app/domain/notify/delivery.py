@@ -23,6 +23,7 @@ from app.domain.alerts.service import raise_alert, resolve_alert
 from app.domain.assignment.models import Notification
 from app.domain.leads import audit
 from app.domain.leads.models import Lead
+from app.domain.notify.configs import pick_config
 from app.domain.notify.errors import DeliveryError, explain_ip_block
 from app.domain.notify.preferences import wants
 from app.domain.notify.wecom import WeComApp, WeComRobot
@@ -39,12 +40,35 @@ class Channels:
     redis: Redis
     settings: Settings
 
-    def wecom_app(self) -> WeComApp | None:
+    def wecom_app(self, config: dict | None = None) -> WeComApp | None:
+        """The WeCom app from a versioned config (R3.6), else from settings; None when neither is complete."""
         s = self.settings
+        if config is not None:
+            return WeComApp(self.http, self.redis, base_url=config.get("base_url") or s.wecom_base_url,
+                            corp_id=config["corp_id"], secret=config["secret"], agent_id=int(config["agent_id"]))
         if not (s.wecom_corp_id and s.wecom_secret and s.wecom_agent_id):
             return None
         return WeComApp(self.http, self.redis, base_url=s.wecom_base_url, corp_id=s.wecom_corp_id,
                         secret=s.wecom_secret.get_secret_value(), agent_id=s.wecom_agent_id)
+
+    async def live_wecom_app(self, session: AsyncSession) -> tuple[WeComApp | None, dict]:
+        """The app a delivery uses now (canary for a share, else full, else settings) and its config."""
+        row = await pick_config(session, "wecom_app", self.settings.canary_share)
+        config = row.config if row is not None else {}
+        return self.wecom_app(config if row is not None else None), config | (
+            {"version": row.version, "stage": row.stage} if row is not None else {})
+
+    async def probe_config(self, config: dict) -> DeliveryError | None:
+        """Probe one candidate config (sandbox/canary check before promotion)."""
+        try:
+            app = self.wecom_app(config)
+            assert app is not None
+            await app.probe()
+        except DeliveryError as error:
+            return error
+        except (KeyError, ValueError, AssertionError) as error:
+            return DeliveryError("wecom", "invalid_secret", None, f"incomplete config: {error}")
+        return None
 
     def team_robot(self, key: str) -> WeComRobot:
         return WeComRobot(self.http, base_url=self.settings.wecom_base_url, key=key)
@@ -100,11 +124,12 @@ async def _send(session: AsyncSession, channels: Channels, notification: Notific
             await channels.team_robot(team.wecom_robot_key).send_text(
                 text, mention_userids=[user.wecom_userid] if user.wecom_userid else ["@all"])
             return {"channel": "wecom_robot", "team": team.name}
-    app = channels.wecom_app()
+    app, config = await channels.live_wecom_app(session)
     if app is None or not user.wecom_userid:
         return None
     answer = await app.send([user.wecom_userid], "text", {"content": text})
-    return {"channel": "wecom_app", "msgid": answer.get("msgid"), "invaliduser": answer.get("invaliduser") or None}
+    return {"channel": "wecom_app", "msgid": answer.get("msgid"), "invaliduser": answer.get("invaliduser") or None,
+            "config_version": config.get("version")}
 
 
 def _settle(session: AsyncSession, notification: Notification, lead: Lead | None, now: datetime, status: str,

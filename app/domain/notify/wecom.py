@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -19,7 +21,9 @@ class WeComApp:
         self.http, self.redis = http, redis
         self.base_url = base_url.rstrip("/") + "/"
         self.corp_id, self.secret, self.agent_id = corp_id, secret, agent_id
-        self._cache_key = f"leadflow:wecom:token:{corp_id}:{agent_id}"
+        # the secret's fingerprint is part of the key: a rotated or candidate secret never reuses a token
+        fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:12]
+        self._cache_key = f"leadflow:wecom:token:{corp_id}:{agent_id}:{fingerprint}"
 
     async def access_token(self, *, refresh: bool = False) -> str:
         """The cached token, or a new one from gettoken (cached until shortly before it expires)."""
@@ -56,14 +60,8 @@ class WeComApp:
         return await self._call("POST", "message/send", params={"access_token": token}, json=body)
 
     async def probe(self) -> dict:
-        """A harmless business call (agent/get). gettoken alone is not enough: from an untrusted IP it still
-        succeeds, and only business calls answer 60020."""
-        token = await self.access_token()
-        try:
-            return await self._call("GET", "agent/get", params={"access_token": token, "agentid": self.agent_id})
-        except DeliveryError as error:
-            if error.kind != "token_invalid":
-                raise
+        """A fresh token (proves the secret), then a harmless business call (agent/get): gettoken alone is not
+        enough, since from an untrusted IP it still succeeds and only business calls answer 60020."""
         token = await self.access_token(refresh=True)
         return await self._call("GET", "agent/get", params={"access_token": token, "agentid": self.agent_id})
 
