@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep, get_clock, require_admin
@@ -91,6 +91,9 @@ class TeamIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     manager_id: uuid.UUID | None = None
+    wecom_robot_key: SecretStr | None = Field(
+        default=None, description="The team's WeCom group robot key (write-only): failed assignments @-mention "
+                                  "the manager there")
     primary: list[uuid.UUID] = Field(default_factory=list)
     backup: list[uuid.UUID] = Field(default_factory=list)
 
@@ -105,6 +108,7 @@ class TeamOut(BaseModel):
     id: uuid.UUID
     name: str
     manager_id: uuid.UUID | None
+    robot_set: bool = False
     primary: list[uuid.UUID]
     backup: list[uuid.UUID]
 
@@ -174,14 +178,17 @@ async def update_user(user_id: uuid.UUID, data: UserPatch, request: Request,
 @router.post("/v1/teams", status_code=201, response_model=TeamChanged, responses=problem_responses(404, 409, 422))
 async def create_team(data: TeamIn, request: Request, session: AsyncSession = SessionDep,
                       clock: Clock = Depends(get_clock)) -> TeamChanged:
-    team = await service.create_team(session, clock=clock, **data.model_dump())
-    out = TeamOut(id=team.id, name=team.name, manager_id=team.manager_id, primary=data.primary, backup=data.backup)
+    key = data.wecom_robot_key.get_secret_value() if data.wecom_robot_key else None
+    team = await service.create_team(session, clock=clock, wecom_robot_key=key,
+                                     **data.model_dump(exclude={"wecom_robot_key"}))
+    out = TeamOut(id=team.id, name=team.name, manager_id=team.manager_id, robot_set=bool(key), primary=data.primary,
+                  backup=data.backup)
     return TeamChanged(team=out, warnings=await _lint(session, request))
 
 
 @router.get("/v1/teams", response_model=list[TeamOut])
 async def list_teams(session: AsyncSession = SessionDep) -> list[TeamOut]:
-    return [TeamOut(id=t.id, name=t.name, manager_id=t.manager_id,
+    return [TeamOut(id=t.id, name=t.name, manager_id=t.manager_id, robot_set=bool(t.wecom_robot_key),
                     primary=[m.user_id for m in ms if m.tier == "primary"],
                     backup=[m.user_id for m in ms if m.tier == "backup"])
             for t, ms in await service.list_teams(session)]

@@ -36,7 +36,8 @@ def settings(stack, fake) -> Settings:
         LEADFLOW_WECOM_BASE_URL=fake.base_url, LEADFLOW_WECOM_CORP_ID=fake.corp_id,
         LEADFLOW_WECOM_SECRET=fake.secret, LEADFLOW_WECOM_AGENT_ID=fake.agent_id,
         LEADFLOW_EGRESS_IPS=["198.51.100.7"], LEADFLOW_NOTIFY_RETRY_BASE_SECONDS=0.2,
-        LEADFLOW_NOTIFY_RETRY_MAX_SECONDS=0.5, LEADFLOW_OPS_WECOM_ROBOT_KEY="robot-key")
+        LEADFLOW_NOTIFY_RETRY_MAX_SECONDS=0.5, LEADFLOW_OPS_WECOM_ROBOT_KEY="robot-key",
+        LEADFLOW_ASSIGNMENT_RETRY_SECONDS=0.1)
 
 
 async def post(client, start: int, n: int) -> list[str]:
@@ -214,3 +215,23 @@ async def test_staged_config_changes_probe_each_step_and_roll_back(client, admin
         actions = [(a.action, a.action_result) for a in (await conn.execute(
             select(AuditEntry).where(AuditEntry.action.like("integration_%")).order_by(AuditEntry.created_at))).all()]
     assert ("integration_promote", "failed") in actions and actions[-1] == ("integration_rollback", "success")
+
+
+async def test_a_lead_nobody_can_take_mentions_the_manager_in_the_team_group(client, make_source, db, app, worker,
+                                                                             fake):
+    from sqlalchemy import update
+
+    from app.domain.people.models import Team, User
+
+    await make_source(key="web")
+    team = await make_team(app, reps=1, rep_role="viewer")
+    async with db.begin() as conn:
+        await conn.execute(update(Team).values(wecom_robot_key="robot-key"))
+        await conn.execute(update(User).where(User.id == team.manager.id).values(wecom_userid="manager"))
+    [number] = await post(client, 0, 1)
+
+    async def escalated():
+        return [m for m in fake.robot_messages if number in m["text"]["content"]]
+
+    [message] = await eventually(escalated, within=15)
+    assert message["text"]["mentioned_list"] == ["manager"] and "no_claim_permission" in message["text"]["content"]

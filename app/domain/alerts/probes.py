@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.alerts.models import IntegrationHealth
 from app.domain.alerts.service import raise_alert, resolve_alert
-from app.domain.notify.delivery import Channels
+from app.domain.notify.delivery import Channels, egress_list
 from app.domain.notify.errors import DeliveryError, explain_ip_block
 
 
@@ -47,7 +47,8 @@ async def _probe(session: AsyncSession, channel: str, call, now: datetime, setti
     brief.ok, brief.checked_at = ok, now
     brief.error_kind = None if ok else error.kind
     brief.error = None if ok else str(error)[:1000]
-    fix = explain_ip_block(error, settings.egress_ips) if error is not None and error.kind == "ip_not_allowed" else None
+    fix = (explain_ip_block(error, await egress_list(session, settings))
+           if error is not None and error.kind == "ip_not_allowed" else None)
     brief.detail = {"ip": error.ip, "fix": fix} if error is not None else {}
     key = f"probe:{channel}"
     if not ok:

@@ -178,12 +178,13 @@ async def _open_ticket(
     session.add(Ticket(lead_id=lead.id, team_id=team.id if team else None, manager_id=manager_id, status="open",
                        snapshot=snapshot | {"lead": {"lead_id": lead.lead_number, "name": lead.name,
                                                      "channel": lead.channel}}, created_at=now))
-    audit.record(session, lead_id=lead.id, action="notify", result="skipped" if manager_id is None else "success",
-                 at=now, reason="ticket_opened" if manager_id else "no_manager_to_notify",
+    # the ticket is done now; whether the manager was reached is the delivery job's audit entry ("notify")
+    audit.record(session, lead_id=lead.id, action="ticket", result="success", at=now,
+                 reason="ticket_opened" if manager_id else "ticket_opened_no_manager",
                  detail={"manager_id": str(manager_id) if manager_id else None})
     if manager_id is not None:
         await owe_notification(session, lead.id, manager_id, "assignment_failed", now,
-                                {"lead_id": lead.lead_number, "why": snapshot})
+                               {"lead_id": lead.lead_number, "why": snapshot, "team_id": str(team.id)})
 
 
 async def owe_notification(

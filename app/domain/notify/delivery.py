@@ -23,7 +23,7 @@ from app.domain.alerts.service import raise_alert, resolve_alert
 from app.domain.assignment.models import Notification
 from app.domain.leads import audit
 from app.domain.leads.models import Lead
-from app.domain.notify.configs import pick_config
+from app.domain.notify.configs import live_configs, pick_config
 from app.domain.notify.errors import DeliveryError, explain_ip_block
 from app.domain.notify.preferences import wants
 from app.domain.notify.wecom import WeComApp, WeComRobot
@@ -74,6 +74,14 @@ class Channels:
         return WeComRobot(self.http, base_url=self.settings.wecom_base_url, key=key)
 
 
+async def egress_list(session: AsyncSession, settings: Settings) -> list[str]:
+    """Our egress IPs as configured: the live WeCom config's list (when its IP check is on), else settings."""
+    full, _ = await live_configs(session, "wecom_app")
+    if full is not None and full.config.get("ip_check_enabled", True) and full.config.get("egress_ips"):
+        return list(full.config["egress_ips"])
+    return settings.egress_ips
+
+
 def render(notification: Notification, lead: Lead | None, tz: ZoneInfo) -> str:
     p = notification.payload
     if notification.kind == "lead_assigned" and lead is not None:
@@ -118,8 +126,9 @@ async def deliver_notification(
 async def _send(session: AsyncSession, channels: Channels, notification: Notification, user: User,
                 lead: Lead | None) -> dict | None:
     text = render(notification, lead, channels.settings.tz)
-    if notification.kind == "assignment_failed" and lead is not None and lead.team_id is not None:
-        team = await session.get(Team, lead.team_id)
+    team_id = notification.payload.get("team_id") or (lead.team_id if lead is not None else None)
+    if notification.kind == "assignment_failed" and team_id is not None:
+        team = await session.get(Team, uuid.UUID(str(team_id)))
         if team is not None and team.wecom_robot_key:
             await channels.team_robot(team.wecom_robot_key).send_text(
                 text, mention_userids=[user.wecom_userid] if user.wecom_userid else ["@all"])
@@ -147,7 +156,7 @@ async def _failed(session: AsyncSession, notification: Notification, lead: Lead 
     detail = {"kind": notification.kind, "user_id": str(notification.user_id), "channel": error.channel,
               "errcode": error.errcode, "attempt": notification.attempts}
     if error.kind == "ip_not_allowed":
-        detail |= {"ip": error.ip, "fix": explain_ip_block(error, settings.egress_ips)}
+        detail |= {"ip": error.ip, "fix": explain_ip_block(error, await egress_list(session, settings))}
         log.error("integration_ip_not_allowed", channel=error.channel, ip=error.ip, fix=detail["fix"])
     if not error.is_retryable or error.kind == "ip_not_allowed":  # needs a person: say so on the first failure
         await raise_alert(session, f"{error.channel}:{error.kind}", detail.get("fix") or str(error), now,

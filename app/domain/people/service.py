@@ -82,11 +82,11 @@ async def create_user(
 
 async def create_team(
     session: AsyncSession, *, name: str, manager_id: uuid.UUID | None, primary: list[uuid.UUID],
-    backup: list[uuid.UUID], clock: Clock,
+    backup: list[uuid.UUID], clock: Clock, wecom_robot_key: str | None = None,
 ) -> Team:
     if await session.scalar(select(Team).where(Team.name == name)):
         raise Conflict(f"team {name!r} exists")
-    team = Team(name=name, manager_id=manager_id, created_at=clock.now())
+    team = Team(name=name, manager_id=manager_id, wecom_robot_key=wecom_robot_key, created_at=clock.now())
     session.add(team)
     await session.flush()
     await set_members(session, team.id, primary, backup)
