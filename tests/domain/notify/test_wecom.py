@@ -97,3 +97,14 @@ def test_classification_branches_on_errcode_not_text():
     assert classify_wecom_error(60020, "something else entirely").kind == "ip_not_allowed"
     assert classify_wecom_error(0 or 48002, "").kind == "not_permitted"
     assert classify_wecom_error(None, "", 502).kind == "http_error"
+
+
+async def test_textcard_and_markdown_messages_are_sent_as_documented(fake, app_client):
+    await app_client.send(["rep1"], "textcard", {"title": "新线索", "description": "LD-1 张三", "url": "https://crm",
+                                                 "btntxt": "详情"})
+    await app_client.send(["rep1"], "markdown", {"content": "**新线索** LD-2"})
+    assert [m["msgtype"] for m in fake.messages] == ["textcard", "markdown"]
+    assert fake.messages[0]["textcard"]["btntxt"] == "详情"
+    with pytest.raises(DeliveryError) as caught:
+        await app_client.send(["rep1"], "markdown", {"content": "长" * 1000})  # 3000 bytes > 2048
+    assert caught.value.errcode == 45002
