@@ -170,3 +170,15 @@ async def eventually(check: Callable[[], Any], within: float = 10.0, interval: f
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {within}s; last value: {last!r}")
+
+
+@pytest.fixture
+async def fake():
+    """A fake WeCom served over real HTTP for the test; `fake.base_url` ends in /cgi-bin/."""
+    from tests.fakes.server import serve
+    from tests.fakes.wecom import FakeWeCom
+
+    wecom = FakeWeCom()
+    async with serve(wecom.app()) as url:
+        wecom.base_url = url + "/cgi-bin/"
+        yield wecom

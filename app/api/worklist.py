@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep, get_clock, get_principal
+from app.api.leads import AuditOut
 from app.api.problems import problem_responses
 from app.domain.assignment import actions
 from app.domain.clock import Clock
@@ -41,15 +42,6 @@ class TransferIn(BaseModel):
 class ReturnIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=200)
-
-
-class AuditItem(BaseModel):
-    action: str
-    action_result: str
-    reason: str | None
-    actor: str
-    detail: dict[str, Any]
-    created_at: datetime
 
 
 def summary(lead) -> LeadSummary:
@@ -96,12 +88,12 @@ async def give_back(lead_id: str, data: ReturnIn, principal: Principal = Depends
     return summary(await actions.return_lead(session, principal, lead_id, data.reason, clock.now()))
 
 
-@router.get("/v1/leads/{lead_id}/audit", response_model=list[AuditItem], responses=problem_responses(404))
+@router.get("/v1/leads/{lead_id}/audit", response_model=list[AuditOut], responses=problem_responses(404))
 async def lead_audit(
     lead_id: str, action: str | None = None,
     result: Literal["success", "failed", "skipped"] | None = None,
     limit: int = Query(default=200, ge=1, le=1000),
     principal: Principal = Depends(get_principal), session: AsyncSession = SessionDep,
-) -> list[AuditItem]:
+) -> list[AuditOut]:
     entries = await audit_trail(session, principal, lead_id, action=action, result=result, limit=limit)
-    return [AuditItem.model_validate(e, from_attributes=True) for e in entries]
+    return [AuditOut.model_validate(e, from_attributes=True) for e in entries]

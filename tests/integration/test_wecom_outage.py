@@ -15,17 +15,8 @@ from app.domain.assignment.models import Notification
 from app.domain.leads.models import AuditEntry, Lead
 from app.settings import Settings
 from tests.conftest import ADMIN_TOKEN, eventually
-from tests.fakes.server import serve
-from tests.fakes.wecom import CALLER_IP, FakeWeCom
+from tests.fakes.wecom import CALLER_IP
 from tests.people import make_team
-
-
-@pytest.fixture
-async def fake():
-    wecom = FakeWeCom()
-    async with serve(wecom.app()) as url:
-        wecom.base_url = url + "/cgi-bin/"
-        yield wecom
 
 
 @pytest.fixture

@@ -8,16 +8,7 @@ import redis.asyncio as aioredis
 
 from app.domain.notify.errors import DeliveryError, classify_wecom_error, explain_ip_block
 from app.domain.notify.wecom import WeComApp, WeComRobot
-from tests.fakes.server import serve
-from tests.fakes.wecom import CALLER_IP, FakeWeCom
-
-
-@pytest.fixture
-async def fake():
-    wecom = FakeWeCom()
-    async with serve(wecom.app()) as url:
-        wecom.base_url = url + "/cgi-bin/"
-        yield wecom
+from tests.fakes.wecom import CALLER_IP
 
 
 @pytest.fixture
