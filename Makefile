@@ -24,7 +24,7 @@ openapi: $(STAMP)  ## regenerate the checked-in contract
 	$(BIN)/leadflow openapi
 
 lint: $(STAMP)
-	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff check .
 
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py
