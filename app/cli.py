@@ -18,8 +18,10 @@ import typer
 from app.settings import Settings, get_settings
 
 cli = typer.Typer(help="leadflow: lead intake and assignment backend", no_args_is_help=True)
-sources_cli = typer.Typer(help="Source configuration")
+sources_cli = typer.Typer(help="Sources: status, load from YAML")
+submissions_cli = typer.Typer(help="Stored submissions")
 cli.add_typer(sources_cli, name="sources")
+cli.add_typer(submissions_cli, name="submissions")
 
 
 def _echo(message: str) -> None:
@@ -213,7 +215,16 @@ def render_openapi(app) -> str:
     return json.dumps(app.openapi(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
+def _register_ops() -> None:
+    from app import ops
+
+    sources_cli.command("status")(ops.sources_status)
+    submissions_cli.command("replay")(ops.replay)
+    cli.command("probe")(ops.probe)
+
+
 def main() -> None:
+    _register_ops()
     cli()
 
 

@@ -1,0 +1,51 @@
+"""R7.3: the ops CLI, run as ops run it (`python -m app.cli …`, its own process)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+
+async def leadflow(settings, *args: str, extra_env: dict[str, str] | None = None) -> tuple[int, str]:
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
+           "COLUMNS": "200", **(extra_env or {})}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "app.cli", *args, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode, out.decode()
+
+
+async def test_replay_rejected_submissions_after_fixing_the_mapping(client, make_source, admin, settings):
+    await make_source(key="expo")
+    for i in range(3):
+        await client.post("/v1/intake/expo", json={"姓名": f"客户{i}", "手机号码": f"1361234567{i}"})
+    await client.patch("/v1/sources/expo", headers=admin, json={"field_mapping": {"手机号码": "phone"}})
+    code, out = await leadflow(settings, "submissions", "replay", "--source", "expo")
+    assert code == 0 and out.count("accepted LD-") == 3 and "replayed 3: 3 accepted" in out
+    code, out = await leadflow(settings, "submissions", "replay", "--source", "expo")
+    assert "replayed 0" in out  # nothing left to replay
+
+
+async def test_sources_status_table_and_check_flag(client, make_source, settings, db):
+    from sqlalchemy import text
+
+    await make_source(key="live")
+    await make_source(key="quiet")
+    await client.post("/v1/intake/live", json={"name": "甲", "phone": "13800138000"})
+    code, out = await leadflow(settings, "sources", "status", "--check")
+    assert code == 0 and "live" in out and "accepted=1" in out
+    async with db.begin() as conn:
+        await conn.execute(text("UPDATE sources SET created_at = now() - interval '3 days'"))
+    code, out = await leadflow(settings, "sources", "status", "--check")
+    assert code == 1 and "STALE" in out
+
+
+async def test_probe_prints_the_brief_and_the_fix(settings, fake, db):
+    wecom = {"LEADFLOW_WECOM_BASE_URL": fake.base_url, "LEADFLOW_WECOM_CORP_ID": fake.corp_id,
+             "LEADFLOW_WECOM_SECRET": fake.secret, "LEADFLOW_WECOM_AGENT_ID": str(fake.agent_id)}
+    code, out = await leadflow(settings, "probe", extra_env=wecom)
+    assert code == 0 and "wecom_app: ok" in out
+    fake.refuse_ip = True
+    code, out = await leadflow(settings, "probe", extra_env=wecom)
+    assert "failing (ip_not_allowed)" in out and "203.0.113.9" in out
