@@ -221,6 +221,7 @@ def _register_ops() -> None:
     sources_cli.command("status")(ops.sources_status)
     submissions_cli.command("replay")(ops.replay)
     cli.command("probe")(ops.probe)
+    cli.command("doctor")(ops.doctor)
 
 
 def main() -> None:

@@ -125,3 +125,45 @@ def probe() -> None:
 
 def _when(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def doctor() -> None:
+    """Check configuration and connectivity and say what to fix (exit 1 when something must be fixed)."""
+    settings = get_settings()
+    problems: list[str] = []
+    advice: list[str] = []
+    if not settings.database_url or not settings.redis_url:
+        problems.append("DATABASE_URL and REDIS_URL must be set (or use `leadflow run` for embedded servers)")
+    else:
+        problems += asyncio.run(_connectivity(settings))
+    if settings.admin_token is None:
+        advice.append("LEADFLOW_ADMIN_TOKEN is not set: the admin API answers 401")
+    wecom = [settings.wecom_corp_id, settings.wecom_agent_id, settings.wecom_secret]
+    if any(wecom) and not all(wecom):
+        problems.append("WeCom is half configured: set LEADFLOW_WECOM_CORP_ID, _AGENT_ID and _SECRET together")
+    if all(wecom) and not settings.egress_ips:
+        advice.append("LEADFLOW_EGRESS_IPS is empty: IP refusals (60020) cannot say whether our egress changed")
+    if not (settings.ops_wecom_robot_key or settings.ops_dingtalk_token):
+        advice.append("no ops channel (LEADFLOW_OPS_WECOM_ROBOT_KEY / LEADFLOW_OPS_DINGTALK_TOKEN): alerts are "
+                      "only stored, nobody is told")
+    for line in problems:
+        console.print(f"[red]FIX[/red]  {line}")
+    for line in advice:
+        console.print(f"[yellow]NOTE[/yellow] {line}")
+    if not problems:
+        console.print("[green]ok[/green]: database, migrations, Redis and worker heartbeat checked")
+    if problems:
+        raise typer.Exit(1)
+
+
+async def _connectivity(settings: Settings) -> list[str]:
+    from app.domain.readiness import check_readiness
+
+    engine = create_engine(settings.require_database_url(), pool_size=1)
+    redis = create_queue_client(settings)
+    try:
+        report = await check_readiness(engine, redis, settings.worker_heartbeat_max_age_seconds)
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+    return [f"{name}: {report['checks'][name].get('error', 'down')}" for name in report["down"]]

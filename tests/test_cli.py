@@ -49,3 +49,10 @@ async def test_probe_prints_the_brief_and_the_fix(settings, fake, db):
     fake.refuse_ip = True
     code, out = await leadflow(settings, "probe", extra_env=wecom)
     assert "failing (ip_not_allowed)" in out and "203.0.113.9" in out
+
+
+async def test_doctor_names_what_to_fix(settings, db):
+    code, out = await leadflow(settings, "doctor", extra_env={"LEADFLOW_WECOM_CORP_ID": "ww1"})
+    assert code == 1
+    assert "WeCom is half configured" in out and "worker" in out  # no worker is running in this test
+    assert "no ops channel" in out
