@@ -222,6 +222,7 @@ def _register_ops() -> None:
     submissions_cli.command("replay")(ops.replay)
     cli.command("probe")(ops.probe)
     cli.command("doctor")(ops.doctor)
+    cli.command("import")(ops.import_leads)
 
 
 def main() -> None:

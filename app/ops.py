@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -167,3 +170,42 @@ async def _connectivity(settings: Settings) -> list[str]:
         await redis.aclose()
         await engine.dispose()
     return [f"{name}: {report['checks'][name].get('error', 'down')}" for name in report["down"]]
+
+
+def import_leads(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help=".csv or .xlsx, a header row first"),
+    source: str = typer.Option(..., "--source", help="the source whose mapping and options apply"),
+) -> None:
+    """Import leads from CSV/Excel with the intake's validation; rejected rows go to FILE.rejected.csv."""
+    from rich.progress import Progress
+
+    from app.domain.intake.imports import file_fingerprint, import_row, iter_failures, read_rows
+
+    header, rows = read_rows(path)
+    fingerprint = file_fingerprint(path)
+
+    async def go(ctx: IntakeContext) -> list:
+        async with unit_of_work(ctx.sessions) as session:
+            src = await get_source(session, source)
+        results = []
+        with Progress(console=console) as progress:
+            task = progress.add_task(f"importing {path.name}", total=len(rows))
+            for number, row in enumerate(rows, start=2):  # row 1 is the header
+                try:
+                    results.append((number, row, await import_row(ctx, src, path, fingerprint, number, row)))
+                except DomainError as error:
+                    results.append((number, row, error))
+                progress.advance(task)
+        return results
+
+    results = _run(go)
+    statuses = Counter(r.status if not isinstance(r, DomainError) else "rejected" for _, _, r in results)
+    failures = list(iter_failures(results))
+    if failures:
+        report = path.with_name(path.name + ".rejected.csv")
+        with report.open("w", encoding="utf-8-sig", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["row", *header, "reason"], extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(failures)
+        console.print(f"rejected rows and why: {report}")
+    console.print("imported: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))

@@ -56,3 +56,29 @@ async def test_doctor_names_what_to_fix(settings, db):
     assert code == 1
     assert "WeCom is half configured" in out and "worker" in out  # no worker is running in this test
     assert "no ops channel" in out
+
+
+async def test_import_csv_and_xlsx_with_a_report_of_rejected_rows(tmp_path, make_source, settings, db):
+    from openpyxl import Workbook
+    from sqlalchemy import func, select
+
+    from app.domain.leads.models import Lead
+
+    await make_source(key="legacy", field_mapping={"客户姓名": "name", "手机": "phone"})
+    csv_file = tmp_path / "leads.csv"
+    csv_file.write_text("客户姓名,手机,备注\n张三,138 0013 8000,老客户\n李四,12345,号码错\n王五,+86 139-1234-5678,\n",
+                        encoding="utf-8-sig")
+    code, out = await leadflow(settings, "import", str(csv_file), "--source", "legacy")
+    assert code == 0 and "accepted 2" in out and "rejected 1" in out
+    report = (tmp_path / "leads.csv.rejected.csv").read_text(encoding="utf-8-sig")
+    assert "李四" in report and "phone:invalid_phone" in report and "row" in report.splitlines()[0]
+    code, out = await leadflow(settings, "import", str(csv_file), "--source", "legacy")
+    assert "duplicate 2" in out  # the same file again creates nothing
+    book = Workbook()
+    book.active.append(["客户姓名", "手机"])
+    book.active.append(["赵六", 13700137000])
+    book.save(tmp_path / "more.xlsx")
+    code, out = await leadflow(settings, "import", str(tmp_path / "more.xlsx"), "--source", "legacy")
+    assert "accepted 1" in out
+    async with db.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(Lead))).scalar_one() == 3
