@@ -77,6 +77,20 @@ def _is_unavailable_one(error: BaseException) -> bool:
     return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
 
 
+def is_data_error(error: BaseException) -> bool:
+    """True for values PostgreSQL refuses (SQLSTATE class 22, or asyncpg's own argument checks)."""
+    chain = [error, getattr(error, "orig", None), error.__cause__]
+    for e in chain:
+        if e is None:
+            continue
+        if isinstance(e, asyncpg.DataError):
+            return True
+        sqlstate = getattr(e, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+            return True
+    return False
+
+
 def is_database_unavailable(error: BaseException) -> bool:
     """True when the error means "cannot reach / use the database now", as opposed to a bug or bad data."""
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:

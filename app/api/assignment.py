@@ -100,7 +100,7 @@ async def assignment_dry_run(data: DryRunIn, request: Request, clock: Clock = De
 @router.get("/v1/health/assignment", summary="Stage timings p50/p95, counts by status, stuck leads (R2.8)")
 async def health(
     window_hours: float = Query(default=24, gt=0, le=24 * 31),
-    stuck_after_minutes: float = Query(default=30, gt=0),
+    stuck_after_minutes: float = Query(default=30, gt=0, le=60 * 24 * 31),
     principal: Principal = Depends(get_principal), session: AsyncSession = SessionDep,
     clock: Clock = Depends(get_clock),
 ) -> dict[str, Any]:

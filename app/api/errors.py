@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.problems import problem_response
@@ -70,6 +72,23 @@ def install_error_handlers(app: FastAPI) -> None:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
         return problem_response(error.status_code, slug, str(error.detail), instance=request.url.path,
                                 headers=getattr(error, "headers", None))
+
+    async def _database(request: Request, error: Exception):
+        from app.db import is_data_error, is_database_unavailable
+
+        if is_database_unavailable(error):
+            return domain_error_response(request, Unavailable("database", type(error).__name__))
+        if is_data_error(error):  # a value PostgreSQL cannot store: NUL characters, numbers out of range
+            return problem_response(422, "validation-failed", "Input failed validation",
+                                    "a value cannot be stored (NUL character, or a number out of range)",
+                                    instance=request.url.path, code="unstorable_value")
+        log.exception("database_error", path=request.url.path)
+        return problem_response(500, "internal-error", "Internal server error",
+                                "an unexpected error; it has been logged", instance=request.url.path)
+
+    # handled here (not by the catch-all below, which Starlette re-raises after answering)
+    app.add_exception_handler(exc.DBAPIError, _database)
+    app.add_exception_handler(asyncpg.PostgresError, _database)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception):

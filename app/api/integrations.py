@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from fastapi import Path as FastPath
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep, get_clock, require_admin
@@ -25,7 +26,7 @@ class WeComAppConfig(BaseModel):
     corp_id: str = Field(min_length=1)
     agent_id: int
     secret: SecretStr = Field(description="write-only")
-    base_url: str | None = None
+    base_url: AnyHttpUrl | None = None
     egress_ips: list[str] = Field(default_factory=list, description="this service's egress IPs/CIDRs")
     ip_check_enabled: bool = Field(default=True, description="explain IP refusals against egress_ips")
 
@@ -64,13 +65,14 @@ async def list_versions(channel: Channel, session: AsyncSession = SessionDep) ->
 async def propose(channel: Channel, data: WeComAppConfig, request: Request,
                   principal: Principal = Depends(require_admin), session: AsyncSession = SessionDep,
                   clock: Clock = Depends(get_clock)) -> VersionOut:
-    config = data.model_dump() | {"secret": data.secret.get_secret_value()}
+    config = data.model_dump(mode="json") | {"secret": data.secret.get_secret_value()}
     return _out(await configs.propose(session, channel, config, principal.name, clock.now(), _probe(request)))
 
 
 @router.post("/v1/integrations/{channel}/versions/{version}/promote", response_model=VersionOut,
              summary="sandbox → canary → full; refused when the probe fails", responses=problem_responses(404, 409))
-async def promote(channel: Channel, version: int, request: Request, principal: Principal = Depends(require_admin),
+async def promote(channel: Channel, version: Annotated[int, FastPath(ge=1, le=2**31 - 1)], request: Request,
+                  principal: Principal = Depends(require_admin),
                   session: AsyncSession = SessionDep, clock: Clock = Depends(get_clock)) -> VersionOut:
     return _out(await configs.promote(session, channel, version, principal.name, clock.now(), _probe(request)))
 

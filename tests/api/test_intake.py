@@ -231,3 +231,16 @@ async def test_concurrent_posts_with_one_phone_make_one_lead(client, make_source
     assert sorted(a.json()["status"] for a in answers) == ["accepted"] + ["merged"] * 9
     assert len({a.json()["lead_id"] for a in answers}) == 1
     assert await count(db, Lead) == 1 and await count(db, Inquiry) == 9
+
+
+async def test_nul_characters_are_dropped_from_fields_but_kept_in_the_raw_body(client, make_source, db, admin):
+    """Found by schemathesis: PostgreSQL text cannot hold NUL; it used to be a 500 and a lost lead."""
+    await make_source(key="nul")
+    r = await client.post("/v1/intake/nul", json={"name": "张\u0000三", "phone": "13800138000", "x\u0000": "y"})
+    assert r.status_code == 201
+    async with db.connect() as conn:
+        name = (await conn.execute(select(Lead.name))).scalar_one()
+    [sub] = await submissions(db)
+    assert name == "张三" and b"\\u0000" in sub.raw_body
+    bad = await client.post("/v1/sources", headers=admin, json={"name": "a\u0000b", "kind": "douyin"})
+    assert bad.status_code == 422 and bad.json()["code"] == "unstorable_value"

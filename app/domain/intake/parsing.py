@@ -26,7 +26,7 @@ def parse_body(body: bytes, content_type: str | None) -> dict[str, Any]:
     except UnicodeDecodeError as error:
         raise BodyError("invalid_encoding", "body is not UTF-8") from error
     if media in FORM_TYPES:
-        return dict(parse_qsl(text, keep_blank_values=True))
+        return without_nul(dict(parse_qsl(text, keep_blank_values=True)))
     if media == "application/json" or media.endswith("+json") or not media:
         try:
             data = json.loads(text)
@@ -35,7 +35,18 @@ def parse_body(body: bytes, content_type: str | None) -> dict[str, Any]:
                             f"column {error.colno}") from error
         if not isinstance(data, dict):
             raise BodyError("not_an_object", "the JSON body must be an object")
-        return data
+        return without_nul(data)
     raise BodyError("unsupported_media_type",
                     f"content type {media!r} is not accepted; send application/json or "
                     "application/x-www-form-urlencoded")
+
+
+def without_nul(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL characters: drop them from keys and strings (the raw body keeps them)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value

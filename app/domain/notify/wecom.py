@@ -68,7 +68,7 @@ class WeComApp:
     async def _call(self, method: str, path: str, **kwargs) -> dict:
         try:
             response = await self.http.request(method, self.base_url + path, **kwargs)
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
             raise DeliveryError("wecom", "network", None, f"{type(error).__name__}: {error}") from error
         return parse_wecom_answer(response)
 
@@ -89,7 +89,7 @@ class WeComRobot:
     async def _post(self, body: dict) -> dict:
         try:
             response = await self.http.post(self.url, params={"key": self.key}, json=body)
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
             raise DeliveryError("wecom", "network", None, f"{type(error).__name__}: {error}") from error
         return parse_wecom_answer(response)
 

@@ -86,6 +86,8 @@ async def create_team(
 ) -> Team:
     if await session.scalar(select(Team).where(Team.name == name)):
         raise Conflict(f"team {name!r} exists")
+    if manager_id is not None and await session.get(User, manager_id) is None:
+        raise NotFound(f"no user {manager_id} (manager_id)")
     team = Team(name=name, manager_id=manager_id, wecom_robot_key=wecom_robot_key, created_at=clock.now())
     session.add(team)
     await session.flush()
