@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test openapi lint bench clean-data
+.PHONY: install run test openapi lint bench chaos clean-data
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/assign.py
+
+chaos: $(STAMP)  ## the fault suite: 5,000 leads through worker kills, Redis/PostgreSQL restarts, a WeCom outage
+	$(BIN)/python chaos/run.py
 
 clean-data:  ## stop nothing, delete the embedded servers' data
 	rm -rf .leadflow

@@ -62,6 +62,9 @@ _UNAVAILABLE_ERRORS = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
+    # a pooled connection left in a bad state by a server restart mid-query ("another operation is in
+    # progress"): the request is retried on a fresh connection
+    asyncpg.exceptions.InternalClientError,
 )
 
 

@@ -93,7 +93,8 @@ def build_worker(settings: Settings, clock: Clock | None = None, **overrides: An
 
     options: dict[str, Any] = dict(
         functions=FUNCTIONS, redis_settings=arq_redis_settings(settings), queue_name=settings.queue_name,
-        on_startup=on_startup, on_shutdown=on_shutdown, max_jobs=20, job_timeout=60, max_tries=10,
+        on_startup=on_startup, on_shutdown=on_shutdown, max_jobs=20, job_timeout=settings.job_timeout_seconds,
+        max_tries=10,
         # No stored results: the job id then dedupes only while queued or running, and a failed job can be
         # handed over again by the outbox sweep; `processed_at` is the lasting guard against doing it twice.
         keep_result=0, poll_delay=0.1, handle_signals=True,

@@ -3,7 +3,9 @@
 Errors are HTTP 200 with a non-zero errcode and the real errmsg suffix ("…, hint: [..], from ip: x.x.x.x,
 more info at …"). Scriptable per test: `fake.refuse_ip = True` answers 60020 from now on (the 14:23
 outage); `fake.invalidate_tokens()` makes issued tokens answer 40014; `fake.busy = n` answers -1 n times;
-`fake.rate_limited = True` answers 45009; `fake.http_403 = True` answers a bare HTTP 403.
+`fake.rate_limited = True` answers 45009; `fake.http_403 = True` answers a bare HTTP 403. Like WeCom, with
+`enable_duplicate_check` an identical message to the same people within the interval is accepted but not
+delivered again (`duplicates_dropped` counts them).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class FakeWeCom:
     messages: list[dict[str, Any]] = field(default_factory=list)
     robot_messages: list[dict[str, Any]] = field(default_factory=list)
     token_requests: int = 0
+    recent: dict[str, float] = field(default_factory=dict)  # duplicate check: message fingerprint → sent at
+    duplicates_dropped: int = 0
 
     def invalidate_tokens(self) -> None:
         self.tokens.clear()
@@ -98,7 +102,15 @@ class FakeWeCom:
         invalid = [u for u in wanted if u not in self.users]
         if wanted and len(invalid) == len(wanted):
             return _error(81013, "user & party & tag all invalid")
-        self.messages.append(body)
+        # enable_duplicate_check: the same message to the same people within the interval is not sent again
+        fingerprint = json.dumps([body.get("touser"), msgtype, body.get(msgtype)], sort_keys=True, ensure_ascii=False)
+        now = time.time()
+        if body.get("enable_duplicate_check") and now - self.recent.get(fingerprint, -1e12) < body.get(
+                "duplicate_check_interval", 1800):
+            self.duplicates_dropped += 1
+        else:
+            self.recent[fingerprint] = now
+            self.messages.append(body)
         return JSONResponse({"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid), "invalidparty": "",
                              "invalidtag": "", "unlicenseduser": "", "msgid": secrets.token_hex(8),
                              "response_code": "", "_bytes": len(content)})
