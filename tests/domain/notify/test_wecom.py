@@ -21,10 +21,16 @@ async def app_client(fake, stack, db):
 
 
 async def test_token_is_fetched_once_and_reused(fake, app_client):
-    for _ in range(3):
-        await app_client.send(["rep0"], "text", {"content": "新线索 LD-20261125-000001"})
+    for i in range(3):
+        await app_client.send(["rep0"], "text", {"content": f"新线索 LD-20261125-00000{i}"})
     assert fake.token_requests == 1 and len(fake.messages) == 3
     assert fake.messages[0]["touser"] == "rep0" and fake.messages[0]["enable_duplicate_check"] == 1
+
+
+async def test_a_resent_identical_message_is_absorbed_by_wecoms_duplicate_check(fake, app_client):
+    for _ in range(2):  # e.g. a worker killed between WeCom's answer and our commit sends it again
+        await app_client.send(["rep0"], "text", {"content": "新线索 LD-20261125-000001"})
+    assert len(fake.messages) == 1 and fake.duplicates_dropped == 1
 
 
 async def test_invalidated_token_is_refreshed_once_and_the_call_repeated(fake, app_client):
