@@ -26,9 +26,10 @@ openapi: $(STAMP)  ## regenerate the checked-in contract
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-bench: $(STAMP)
+bench: $(STAMP)  ## intake vs floor, assignment burst, intake at 10 k vs 1 M stored leads (needs wrk)
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/assign.py
+	$(BIN)/python bench/growth.py
 
 chaos: $(STAMP)  ## the fault suite: 5,000 leads through worker kills, Redis/PostgreSQL restarts, a WeCom outage
 	$(BIN)/python chaos/run.py

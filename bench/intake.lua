@@ -27,3 +27,7 @@ function response(status, headers, body)
     if id then out:write(id, "\n"); out:flush() end
   end
 end
+
+function done(summary, latency, requests)
+  io.write(string.format("p95_us=%d\n", latency:percentile(95)))
+end
