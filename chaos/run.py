@@ -37,7 +37,8 @@ from app.migrate import upgrade_to_head  # noqa: E402
 from tests.fakes.wecom import FakeWeCom  # noqa: E402
 
 TOKEN = "chaos-admin"
-REPS, CAPACITY = 10, 100_000
+REPS = 10
+CAPACITY = 0  # set from --leads: 90 % of the leads fit, so capacity binds and some leads must fail loudly
 
 
 def free_port() -> int:
@@ -161,6 +162,8 @@ async def verify(dsn: str, answers: list, fake: FakeWeCom) -> dict[str, int]:
             "SELECT count(*) FROM (SELECT assignee_id FROM leads WHERE status IN ('assigned', 'claimed') "
             "GROUP BY assignee_id HAVING count(*) > $1) o", CAPACITY)
         pending_pushes = await conn.fetchval("SELECT count(*) FROM notifications WHERE status = 'pending'")
+        assigned = await conn.fetchval("SELECT count(*) FROM leads WHERE status IN ('assigned', 'claimed')")
+        failed_leads = await conn.fetchval("SELECT count(*) FROM leads WHERE status = 'assignment_failed'")
     finally:
         await conn.close()
     promised = [lead for status, lead in answers if 200 <= status < 300]
@@ -175,6 +178,7 @@ async def verify(dsn: str, answers: list, fake: FakeWeCom) -> dict[str, int]:
         "lost (2xx id not stored)": sum(1 for lead in set(promised) if stored[lead] == 0),
         "stored twice": sum(1 for n in stored.values() if n > 1),
         "double-assigned": assigned_twice, "not assigned nor failed": unsettled, "over capacity": over,
+        "assigned": assigned, "explicitly failed (capacity full)": failed_leads,
         "duplicate pushes": sum(1 for n in pushes.values() if n > 1), "pushes still pending": pending_pushes,
         "resends WeCom dropped": fake.duplicates_dropped,
     }
@@ -188,6 +192,8 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=180, help="seconds to wait for follow-on work")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".leadflow" / "chaos")
     args = parser.parse_args()
+    global CAPACITY
+    CAPACITY = max(1, int(args.leads * 0.9 / REPS))
     args.data_dir.mkdir(parents=True, exist_ok=True)
     stack = EmbeddedStack(args.data_dir, redis_persist=False)
     stack.postgres.start()
@@ -201,10 +207,11 @@ def main() -> int:
            "LEADFLOW_WECOM_CORP_ID": fake.corp_id, "LEADFLOW_WECOM_SECRET": fake.secret,
            "LEADFLOW_WECOM_AGENT_ID": str(fake.agent_id), "LEADFLOW_NOTIFY_RETRY_BASE_SECONDS": "1",
            "LEADFLOW_NOTIFY_RETRY_MAX_SECONDS": "3", "LEADFLOW_OUTBOX_REQUEUE_AFTER": "5",
-           "LEADFLOW_JOB_TIMEOUT_SECONDS": "5"}
+           "LEADFLOW_JOB_TIMEOUT_SECONDS": "5", "LEADFLOW_ASSIGNMENT_RETRY_SECONDS": "1",
+           "LEADFLOW_ASSIGNMENT_MAX_TRIES": "3", "LEADFLOW_ASSIGNMENT_FALLBACK_ROUNDS": "2"}
     service = Service(env, port, args.data_dir / "service.log")
     duration = args.leads / args.rate
-    events = [(duration * (k + 1) / (args.kills + 1), "kill") for k in range(args.kills)]
+    events = [(random.uniform(0.05, 0.95) * duration, "kill") for _ in range(args.kills)]
     events += [(duration * 0.3, "redis"), (duration * 0.6, "postgres"), (duration * 0.2, "wecom_down"),
                (duration * 0.45, "wecom_up")]
 
@@ -231,7 +238,7 @@ def main() -> int:
         service.stop()
         stack.stop()
     print(f"{args.leads} leads at {args.rate:.0f}/s, {args.kills} worker SIGKILLs, Redis and PostgreSQL "
-          "restarted once, WeCom refusing our IP for a quarter of the run")
+          f"restarted once, WeCom refusing our IP for a quarter of the run; {REPS} reps x capacity {CAPACITY}")
     for name, value in figures.items():
         print(f"  {name:28s} {value}")
     bad = ("lost (2xx id not stored)", "stored twice", "double-assigned", "not assigned nor failed",
