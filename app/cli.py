@@ -18,7 +18,7 @@ import typer
 from app.settings import Settings, get_settings
 
 cli = typer.Typer(help="leadflow: lead intake and assignment backend", no_args_is_help=True)
-sources_cli = typer.Typer(help="Sources: status, load from YAML")
+sources_cli = typer.Typer(help="Sources: status (the default), load from YAML", invoke_without_command=True)
 submissions_cli = typer.Typer(help="Stored submissions")
 cli.add_typer(sources_cli, name="sources")
 cli.add_typer(submissions_cli, name="submissions")
@@ -217,6 +217,12 @@ def render_openapi(app) -> str:
 
 def _register_ops() -> None:
     from app import ops
+
+    @sources_cli.callback()
+    def _sources_default(ctx: typer.Context) -> None:
+        """`leadflow sources` alone prints the status table."""
+        if ctx.invoked_subcommand is None:
+            ops.sources_status(check=False)
 
     sources_cli.command("status")(ops.sources_status)
     submissions_cli.command("replay")(ops.replay)

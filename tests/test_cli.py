@@ -33,8 +33,10 @@ async def test_sources_status_table_and_check_flag(client, make_source, settings
     await make_source(key="live")
     await make_source(key="quiet")
     await client.post("/v1/intake/live", json={"name": "甲", "phone": "13800138000"})
+    code, out = await leadflow(settings, "sources")
+    assert code == 0 and "live" in out and "accepted=1" in out  # `leadflow sources` alone: the table
     code, out = await leadflow(settings, "sources", "status", "--check")
-    assert code == 0 and "live" in out and "accepted=1" in out
+    assert code == 0 and "live" in out
     async with db.begin() as conn:
         await conn.execute(text("UPDATE sources SET created_at = now() - interval '3 days'"))
     code, out = await leadflow(settings, "sources", "status", "--check")
