@@ -146,6 +146,8 @@ def doctor() -> None:
         problems.append("WeCom is half configured: set LEADFLOW_WECOM_CORP_ID, _AGENT_ID and _SECRET together")
     if all(wecom) and not settings.egress_ips:
         advice.append("LEADFLOW_EGRESS_IPS is empty: IP refusals (60020) cannot say whether our egress changed")
+    if all(wecom) and settings.database_url and settings.redis_url and not problems:
+        problems += asyncio.run(_allowlist(settings))
     if not (settings.ops_wecom_robot_key or settings.ops_dingtalk_token):
         advice.append("no ops channel (LEADFLOW_OPS_WECOM_ROBOT_KEY / LEADFLOW_OPS_DINGTALK_TOKEN): alerts are "
                       "only stored, nobody is told")
@@ -157,6 +159,23 @@ def doctor() -> None:
         console.print("[green]ok[/green]: database, migrations, Redis and worker heartbeat checked")
     if problems:
         raise typer.Exit(1)
+
+
+async def _allowlist(settings: Settings) -> list[str]:
+    """Ask WeCom with a harmless business call whether it trusts our IP, and compare with the egress list."""
+    from app.domain.notify.delivery import egress_list
+    from app.domain.notify.errors import DeliveryError, explain_ip_block
+
+    async with _context(settings) as ctx, httpx.AsyncClient(timeout=5) as http:
+        app = Channels(http=http, redis=ctx.redis, settings=settings).wecom_app()
+        try:
+            await app.probe()
+        except DeliveryError as error:
+            if error.kind == "ip_not_allowed":
+                async with unit_of_work(ctx.sessions) as session:
+                    return [explain_ip_block(error, await egress_list(session, settings))]
+            return [f"WeCom answers {error.kind} ({error.errcode}): {error.errmsg[:120]}"]
+    return []
 
 
 async def _connectivity(settings: Settings) -> list[str]:

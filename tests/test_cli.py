@@ -84,3 +84,17 @@ async def test_import_csv_and_xlsx_with_a_report_of_rejected_rows(tmp_path, make
     assert "accepted 1" in out
     async with db.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(Lead))).scalar_one() == 3
+
+
+async def test_doctor_checks_the_allowlist_with_wecom(settings, fake, db):
+    wecom = {"LEADFLOW_WECOM_BASE_URL": fake.base_url, "LEADFLOW_WECOM_CORP_ID": fake.corp_id,
+             "LEADFLOW_WECOM_SECRET": fake.secret, "LEADFLOW_WECOM_AGENT_ID": str(fake.agent_id),
+             "LEADFLOW_EGRESS_IPS": '["198.51.100.7"]', "LEADFLOW_WORKER_HEARTBEAT_MAX_AGE": "100000"}
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(settings.redis_url)
+    await client.set("leadflow:worker:heartbeat", "9999999999")  # pretend a worker is alive
+    await client.aclose()
+    fake.refuse_ip = True
+    code, out = await leadflow(settings, "doctor", extra_env=wecom)
+    assert code == 1 and "Add 203.0.113.9" in out and "NOT in LEADFLOW_EGRESS_IPS" in out
