@@ -5,6 +5,7 @@ disposable servers), migrations run once per session, every test starting from e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import warnings
@@ -59,12 +60,30 @@ class Stack:
         return self.embedded
 
 
+def _reap_abandoned_stacks(parent: Path) -> None:
+    """Stop and delete stacks left by test runs that were killed before their teardown."""
+    if not parent.exists():
+        return
+    for folder in parent.iterdir():
+        if not folder.name.isdigit():
+            continue
+        try:
+            os.kill(int(folder.name), 0)
+            continue  # that run is still going
+        except ProcessLookupError:
+            pass
+        with contextlib.suppress(Exception):
+            EmbeddedStack(folder, redis_persist=False).stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Any:
     db_url, redis_url = os.environ.get("TEST_DATABASE_URL"), os.environ.get("TEST_REDIS_URL")
     embedded = None
     if not (db_url and redis_url):
         # One stack per test run (its own folder and ports): two runs on one machine never share a database.
+        _reap_abandoned_stacks(ROOT / ".leadflow" / "test")
         embedded = EmbeddedStack(ROOT / ".leadflow" / "test" / str(os.getpid()), redis_persist=False)
         embedded.postgres.start()
         db_url = db_url or embedded.postgres.create_database("leadflow_test", drop_first=True)
