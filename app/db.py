@@ -118,8 +118,11 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
             except DomainError as error:
                 await (session.commit() if error.keep_changes else session.rollback())
                 raise
-            except BaseException:
-                await session.rollback()
+            except BaseException as error:
+                try:
+                    await session.rollback()
+                except Exception as rollback_error:  # keep the first error: it says what went wrong
+                    error.add_note(f"rollback failed too: {type(rollback_error).__name__}: {rollback_error}")
                 raise
             await session.commit()
     except Unavailable:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -12,6 +11,7 @@ from app.db import unit_of_work
 from app.domain.alerts.delivery import send_alert as send
 from app.domain.alerts.probes import run_probes
 from app.domain.alerts.watch import watch
+from app.workers.loops import run_forever
 
 log = structlog.get_logger(__name__)
 
@@ -24,22 +24,20 @@ async def send_alert(ctx: dict[str, Any], outbox_id: str) -> str:
 async def probe_forever(ctx: dict[str, Any]) -> None:
     """R3.4: probe the integrations every LEADFLOW_PROBE_INTERVAL_SECONDS (one worker does it per interval)."""
     settings = ctx["settings"]
-    while True:
-        try:
-            async with unit_of_work(ctx["sessions"]) as session:
-                await run_probes(session, ctx["channels"], ctx["clock"].now())
-        except Exception as error:  # the probe must not die quietly
-            log.warning("probe_failed", error=f"{type(error).__name__}: {str(error)[:200]}")
-        await asyncio.sleep(min(30.0, settings.probe_interval_seconds / 3))
+
+    async def one_pass() -> None:
+        async with unit_of_work(ctx["sessions"]) as session:
+            await run_probes(session, ctx["channels"], ctx["clock"].now())
+
+    await run_forever("probe", one_pass, min(30.0, settings.probe_interval_seconds / 3))
 
 
 async def watch_forever(ctx: dict[str, Any]) -> None:
     """R3.5: threshold alerts every LEADFLOW_WATCH_INTERVAL_SECONDS."""
     settings = ctx["settings"]
-    while True:
-        try:
-            async with unit_of_work(ctx["sessions"]) as session:
-                await watch(session, ctx["clock"].now(), settings)
-        except Exception as error:
-            log.warning("watch_failed", error=f"{type(error).__name__}: {str(error)[:200]}")
-        await asyncio.sleep(settings.watch_interval_seconds)
+
+    async def one_pass() -> None:
+        async with unit_of_work(ctx["sessions"]) as session:
+            await watch(session, ctx["clock"].now(), settings)
+
+    await run_forever("watch", one_pass, settings.watch_interval_seconds)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -13,6 +12,7 @@ from app.db import unit_of_work
 from app.domain.assignment.actions import reassign_overdue
 from app.domain.assignment.service import handle_assignment_request
 from app.domain.errors import Unavailable
+from app.workers.loops import run_forever
 
 RETRY_DEFER_SECONDS = 5
 
@@ -34,11 +34,10 @@ async def assign_lead(ctx: dict[str, Any], outbox_id: str) -> str:
 async def reassign_overdue_forever(ctx: dict[str, Any]) -> None:
     """R2.6: every LEADFLOW_CLAIM_CHECK_INTERVAL, leads past their claim deadline go to the next rep."""
     settings = ctx["settings"]
-    while True:
-        try:
-            moved = await reassign_overdue(ctx["sessions"], ctx["clock"].now(), settings)
-            if moved:
-                log.info("claim_deadline_reassigned", leads=moved)
-        except Exception as error:  # keep checking: a stopped loop is a silent outage
-            log.warning("claim_check_failed", error=f"{type(error).__name__}: {str(error)[:200]}")
-        await asyncio.sleep(settings.claim_check_interval_seconds)
+
+    async def one_pass() -> None:
+        moved = await reassign_overdue(ctx["sessions"], ctx["clock"].now(), settings)
+        if moved:
+            log.info("claim_deadline_reassigned", leads=moved)
+
+    await run_forever("claim_check", one_pass, settings.claim_check_interval_seconds)

@@ -6,26 +6,26 @@ every intake transaction. An idle poll is one index-only query.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import structlog
 
 from app.domain.outbox.relay import BATCH, QUEUE_ERRORS, sweep
+from app.workers.loops import run_forever
 
 log = structlog.get_logger(__name__)
 
 
 async def relay_outbox_forever(ctx: dict[str, Any]) -> None:
-    """Never returns; survives database and Redis outages (logs, waits, tries again)."""
+    """Never returns until cancelled; survives database and Redis outages (logs, waits, tries again)."""
     settings = ctx["settings"]
-    while True:
+
+    async def one_pass() -> None:
         try:
             while await sweep(ctx["sessions"], ctx["relay"], ctx["clock"],
                               requeue_after_seconds=settings.outbox_requeue_after_seconds) >= BATCH:
                 pass  # a full batch: there may be more
         except QUEUE_ERRORS as error:
             log.warning("outbox_relay_waiting", reason="queue_unavailable", error=str(error)[:200])
-        except Exception as error:
-            log.warning("outbox_relay_waiting", reason=type(error).__name__, error=str(error)[:200])
-        await asyncio.sleep(settings.outbox_sweep_interval_seconds)
+
+    await run_forever("outbox_relay", one_pass, settings.outbox_sweep_interval_seconds)

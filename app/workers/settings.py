@@ -7,7 +7,6 @@ leads accepted while Redis was down are assigned as soon as it is back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -24,6 +23,7 @@ from app.queue import WORKER_HEARTBEAT_KEY, arq_redis_settings, create_queue_cli
 from app.settings import Settings
 from app.workers.alerts import probe_forever, send_alert, watch_forever
 from app.workers.assignment import assign_lead, reassign_overdue_forever
+from app.workers.loops import stop_loops
 from app.workers.notify import deliver_notification
 from app.workers.outbox import relay_outbox_forever
 
@@ -74,16 +74,11 @@ def build_worker(settings: Settings, clock: Clock | None = None, **overrides: An
         ctx.update(engine=engine, sessions=create_sessionmaker(engine), settings=settings, clock=clock,
                    relay=relay, http=http, channels=Channels(http=http, redis=relay, settings=settings))
 
-        ctx["loops"] = [asyncio.create_task(relay_outbox_forever(ctx)),
-                        asyncio.create_task(reassign_overdue_forever(ctx)),
-                        asyncio.create_task(probe_forever(ctx)),
-                        asyncio.create_task(watch_forever(ctx))]
+        ctx["loops"] = [asyncio.create_task(loop(ctx), name=loop.__name__)
+                        for loop in (relay_outbox_forever, reassign_overdue_forever, probe_forever, watch_forever)]
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
-        for task in ctx.get("loops", []):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_loops(ctx.get("loops", []))
         if "http" in ctx:
             await ctx["http"].aclose()
         if "relay" in ctx:

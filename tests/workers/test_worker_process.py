@@ -34,7 +34,12 @@ async def test_worker_process_assigns_leads_and_stops_cleanly_on_sigint(client, 
         assert ready.json()["checks"]["worker"]["ok"] and r.status_code == 201
     finally:
         proc.send_signal(signal.SIGINT)
-        _, stderr = await asyncio.wait_for(proc.communicate(), 20)
+        try:
+            _, stderr = await asyncio.wait_for(proc.communicate(), 20)
+        except TimeoutError:  # say what it was doing, not only that it hung
+            proc.kill()
+            _, stderr = await proc.communicate()
+            raise AssertionError("worker still running 20 s after SIGINT:\n" + stderr.decode()[-3000:]) from None
     assert proc.returncode == 0, stderr.decode()[-2000:]
     assert b"Traceback" not in stderr, stderr.decode()[-2000:]
 

@@ -1,0 +1,59 @@
+"""The worker's background loops end when the worker stops, even when cancellation arrives mid-query."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.workers.loops import run_forever, stop_loops
+
+
+async def test_a_loop_whose_pass_turns_cancellation_into_an_error_still_stops():
+    # What asyncpg does when a query is cancelled and the rollback that follows finds the connection busy:
+    # the CancelledError comes out as a plain error. Before the fix the loop logged it and went on forever.
+    passes = 0
+
+    async def one_pass() -> None:
+        nonlocal passes
+        passes += 1
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise RuntimeError("cannot perform operation: another operation is in progress") from None
+
+    task = asyncio.create_task(run_forever("demo", one_pass, 0.01))
+    await asyncio.sleep(0.05)
+    assert await stop_loops([task], timeout_seconds=2) == []
+    assert task.cancelled() and passes == 1
+
+
+async def test_a_failing_pass_is_logged_and_the_loop_goes_on(caplog):
+    passes = 0
+
+    async def one_pass() -> None:
+        nonlocal passes
+        passes += 1
+        raise ValueError("database down")
+
+    task = asyncio.create_task(run_forever("demo", one_pass, 0.01))
+    await asyncio.sleep(0.2)
+    assert not task.done() and passes >= 3
+    assert await stop_loops([task]) == []
+    assert "demo_failed" in caplog.text and "database down" in caplog.text
+
+
+async def test_shutdown_does_not_wait_forever_for_a_loop_that_ignores_cancellation(caplog):
+    released = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not released.is_set():
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                await released.wait()
+
+    task = asyncio.create_task(stubborn(), name="stubborn")
+    await asyncio.sleep(0)
+    assert await stop_loops([task], timeout_seconds=0.2) == ["stubborn"]
+    assert "worker_loops_did_not_stop" in caplog.text
+    released.set()
+    await task
