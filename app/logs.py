@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from typing import Any
@@ -11,10 +12,19 @@ import structlog
 from app.domain.intake.phone import mask_phones
 
 _SECRET_KEYS = ("secret", "token", "password", "authorization", "signature", "corpsecret", "access_token")
+# Values we generate ourselves (ids, timings, levels): nothing to mask, and they are on every line.
+_OWN_KEYS = frozenset({"timestamp", "level", "logger", "request_id", "submission_id", "lead_id", "intake", "status",
+                       "duration_ms", "method", "job_id", "outbox_id"})
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_KEYS)
 
 
 def _mask(value: Any, key: str = "") -> Any:
-    if any(word in key.lower() for word in _SECRET_KEYS):
+    if _is_secret_key(key):
         return "***"
     if isinstance(value, str):
         return mask_phones(value)
@@ -27,7 +37,7 @@ def _mask(value: Any, key: str = "") -> Any:
 
 def mask_sensitive(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: every string value has its phone numbers masked; secret-named keys hidden."""
-    return {k: _mask(v, k) for k, v in event.items()}
+    return {k: v if k in _OWN_KEYS else _mask(v, k) for k, v in event.items()}
 
 
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
@@ -46,7 +56,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gc
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,7 +29,8 @@ from app.api import (
 from app.api.errors import install_error_handlers
 from app.db import create_engine, create_sessionmaker
 from app.domain.clock import Clock, SystemClock
-from app.domain.intake.acceptance import create_intake_pool
+from app.domain.intake.acceptance import Acceptor, create_intake_pool
+from app.domain.intake.service import IntakeContext
 from app.domain.sources.cache import SourceCache
 from app.logs import configure_logging
 from app.queue import create_queue_client
@@ -48,9 +49,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
         app.state.pool = await create_intake_pool(settings.require_database_url())
+        app.state.acceptor = Acceptor(app.state.pool, max_batch=settings.intake_batch_max,
+                                      max_in_flight=settings.intake_batches_in_flight)
         app.state.sources = SourceCache(app.state.sessions, settings.source_cache_seconds)
         app.state.redis = create_queue_client(settings)
         app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=3.0))
+        app.state.intake_context = IntakeContext(
+            sessions=app.state.sessions, acceptor=app.state.acceptor, redis=app.state.redis,
+            sources=app.state.sources, settings=settings, clock=app.state.clock)
         if settings.admin_token is None:
             log.warning("admin_api_disabled", reason="LEADFLOW_ADMIN_TOKEN not set")
         # Everything built at start-up (routes, schemas, metadata) is long-lived: keep it out of the cyclic
@@ -61,6 +67,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         try:
             yield
         finally:
+            await app.state.acceptor.drain()  # every submission handed in is answered before the pool closes
             await app.state.http.aclose()
             await app.state.redis.aclose()
             await app.state.pool.close()
@@ -79,7 +86,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.include_router(module.router)
     app.include_router(sources.reporting)
 
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(intake.IntakeFastPath)
+    app.add_middleware(RequestContextMiddleware)  # outermost: the fast path's requests are logged too
     return app
 
 
@@ -96,7 +104,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = Headers(scope=scope).get("x-request-id") or uuid.uuid4().hex
+        request_id = Headers(scope=scope).get("x-request-id") or os.urandom(16).hex()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()

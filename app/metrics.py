@@ -9,6 +9,13 @@ INTAKE_REQUESTS = Counter(
 INTAKE_LATENCY = Histogram(
     "leadflow_intake_duration_seconds", "Intake request latency, from first byte read to answer",
     ["source"], buckets=(0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5))
+INTAKE_BATCH_SIZE = Histogram(
+    "leadflow_intake_batch_size", "Submissions committed together in one intake transaction (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+INTAKE_BATCH_RETRIES = Counter(
+    "leadflow_intake_batch_retries_total",
+    "Intake batches that failed and were retried one submission at a time, by the error's SQLSTATE or class",
+    ["reason"])
 OUTBOX_BACKLOG = Gauge(
     "leadflow_outbox_backlog", "Outbox rows not processed after the relay grace period (-1: database down)")
 

@@ -20,7 +20,7 @@ from app.db import create_engine, create_sessionmaker, unit_of_work
 from app.domain.alerts.probes import integration_briefs, run_probes
 from app.domain.clock import SystemClock
 from app.domain.errors import DomainError
-from app.domain.intake.acceptance import create_intake_pool
+from app.domain.intake.acceptance import Acceptor, create_intake_pool
 from app.domain.intake.models import Submission
 from app.domain.intake.service import IntakeContext
 from app.domain.intake.submissions import replay_submission
@@ -42,7 +42,7 @@ async def _context(settings: Settings) -> AsyncIterator[IntakeContext]:
     pool = await create_intake_pool(settings.require_database_url(), max_size=2)
     redis = create_queue_client(settings)
     try:
-        yield IntakeContext(sessions=sessions, pool=pool, redis=redis, sources=SourceCache(sessions, 0),
+        yield IntakeContext(sessions=sessions, acceptor=Acceptor(pool), redis=redis, sources=SourceCache(sessions, 0),
                             settings=settings, clock=SystemClock())
     finally:
         await redis.aclose()

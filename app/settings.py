@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     trust_forwarded_for: bool = Field(default=False, alias="LEADFLOW_TRUST_X_FORWARDED_FOR")
     source_cache_seconds: float = Field(default=2.0, alias="LEADFLOW_SOURCE_CACHE_SECONDS", ge=0)
     retry_after_seconds: int = Field(default=5, alias="LEADFLOW_RETRY_AFTER_SECONDS", ge=1)
+    # Group commit: submissions arriving while others are written are committed together (see README).
+    intake_batch_max: int = Field(default=32, alias="LEADFLOW_INTAKE_BATCH_MAX", ge=1, le=1000)
+    intake_batches_in_flight: int = Field(default=4, alias="LEADFLOW_INTAKE_BATCHES_IN_FLIGHT", ge=1, le=50)
 
     # Assignment (R2).
     default_capacity: int = Field(default=5, alias="LEADFLOW_DEFAULT_CAPACITY", ge=0)

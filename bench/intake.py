@@ -145,7 +145,7 @@ def main() -> int:
     upgrade_to_head(db_url)
     work = Path(tempfile.mkdtemp(prefix="leadflow-bench-"))
     env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url, "LEADFLOW_ADMIN_TOKEN": "bench",
-           "FLOOR_DSN": floor_dsn, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "INFO"}
+           "FLOOR_DSN": floor_dsn, "PYTHONPATH": str(ROOT), "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO")}
     py = sys.executable
     svc_port, floor_port = free_port(), free_port()
     service = Server("leadflow", [py, "-m", "uvicorn", "app.main:app_from_env", "--factory", "--port", str(svc_port),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -31,9 +32,12 @@ async def get_clock(request: Request) -> Clock:
 
 
 async def get_intake_context(request: Request) -> IntakeContext:
-    state = request.app.state
-    return IntakeContext(sessions=state.sessions, pool=state.pool, redis=state.redis, sources=state.sources,
-                         settings=state.settings, clock=state.clock)
+    return intake_context(request.app.state)
+
+
+def intake_context(state: Any) -> IntakeContext:
+    """Built by the lifespan: its resources do not change while the app runs."""
+    return state.intake_context
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -54,6 +54,23 @@ def domain_error_response(request: Request, error: DomainError):
                             headers=headers, errors=errors, **extra)
 
 
+DATABASE_ERRORS = (exc.DBAPIError, asyncpg.PostgresError)
+
+
+async def database_error_response(request: Request, error: Exception):
+    from app.db import is_data_error, is_database_unavailable
+
+    if is_database_unavailable(error):
+        return domain_error_response(request, Unavailable("database", type(error).__name__))
+    if is_data_error(error):  # a value PostgreSQL cannot store: NUL characters, numbers out of range
+        return problem_response(422, "validation-failed", "Input failed validation",
+                                "a value cannot be stored (NUL character, or a number out of range)",
+                                instance=request.url.path, code="unstorable_value")
+    log.exception("database_error", path=request.url.path)
+    return problem_response(500, "internal-error", "Internal server error",
+                            "an unexpected error; it has been logged", instance=request.url.path)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, error: DomainError):
@@ -73,22 +90,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(error.status_code, slug, str(error.detail), instance=request.url.path,
                                 headers=getattr(error, "headers", None))
 
-    async def _database(request: Request, error: Exception):
-        from app.db import is_data_error, is_database_unavailable
-
-        if is_database_unavailable(error):
-            return domain_error_response(request, Unavailable("database", type(error).__name__))
-        if is_data_error(error):  # a value PostgreSQL cannot store: NUL characters, numbers out of range
-            return problem_response(422, "validation-failed", "Input failed validation",
-                                    "a value cannot be stored (NUL character, or a number out of range)",
-                                    instance=request.url.path, code="unstorable_value")
-        log.exception("database_error", path=request.url.path)
-        return problem_response(500, "internal-error", "Internal server error",
-                                "an unexpected error; it has been logged", instance=request.url.path)
-
     # handled here (not by the catch-all below, which Starlette re-raises after answering)
-    app.add_exception_handler(exc.DBAPIError, _database)
-    app.add_exception_handler(asyncpg.PostgresError, _database)
+    app.add_exception_handler(exc.DBAPIError, database_error_response)
+    app.add_exception_handler(asyncpg.PostgresError, database_error_response)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception):

@@ -75,7 +75,8 @@ async def test_logs_are_json_with_ids_and_phones_masked(client, make_source):
     finally:
         logging.getLogger().removeHandler(handler)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    accepted = next(line for line in lines if line["event"] == "intake_accepted")
+    accepted = next(line for line in lines if line.get("intake") == "accepted")  # one line per request
+    assert accepted["event"] == "http_request" and accepted["status"] == 201 and accepted["source"] == "logged"
     assert accepted["request_id"] == "req-42" and accepted["lead_id"] == r.json()["lead_id"]
     assert accepted["submission_id"] == r.json()["submission_id"]
     output = stream.getvalue()

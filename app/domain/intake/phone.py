@@ -39,9 +39,10 @@ def normalize_mainland_mobile(raw: object, *, field: str = "phone") -> tuple[str
         return None, FieldError(field, "invalid_phone", "not a phone number")
     if number.country_code != 86:
         return None, FieldError(field, "not_mainland_mobile", "only mainland China mobile numbers are accepted")
-    if not phonenumbers.is_valid_number(number):
+    kind = phonenumbers.number_type(number)  # UNKNOWN exactly when is_valid_number() would say no
+    if kind == PhoneNumberType.UNKNOWN:
         return None, FieldError(field, "invalid_phone", "not a valid mainland China phone number")
-    if phonenumbers.number_type(number) not in _MOBILE_TYPES:
+    if kind not in _MOBILE_TYPES:
         return None, FieldError(field, "not_mainland_mobile", "a mobile number is required, not a landline")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-import asyncpg
 import structlog
 from redis.asyncio import Redis
 from sqlalchemy import update
@@ -26,7 +25,7 @@ from app.domain.errors import (
     RateLimited,
     Unauthorized,
 )
-from app.domain.intake.acceptance import accept_in_database, draw_lead_number, lead_number_prefix
+from app.domain.intake.acceptance import Acceptor, accept_in_database, draw_lead_number, lead_number_prefix
 from app.domain.intake.mapping import DEFAULT_NATIVE_ID_FIELDS, map_submission
 from app.domain.intake.models import Submission
 from app.domain.intake.parsing import BodyError, parse_body
@@ -45,7 +44,7 @@ KEPT_HEADERS = ("content-type", "user-agent", "origin", "referer", "idempotency-
 @dataclass
 class IntakeContext:
     sessions: async_sessionmaker[AsyncSession]
-    pool: asyncpg.Pool
+    acceptor: Acceptor  # writes accepted submissions (group commit); .pool is the raw asyncpg pool
     redis: Redis
     sources: SourceCache
     settings: Settings
@@ -76,8 +75,9 @@ async def receive_submission(ctx: IntakeContext, request: IncomingRequest) -> In
     except BodyError as error:
         await store_rejection(ctx, draft, MalformedBody(error.message, extra={"code": error.code}), [])
     result = await accept_payload(ctx, source, draft, payload, request.idempotency_key, signature=signature)
-    structlog.contextvars.bind_contextvars(submission_id=str(result.submission_id), lead_id=result.lead_number)
-    log.info("intake_" + result.status, source=source.key, kind=source.kind)
+    # One log line per request: the access line (app/main.py) carries these, the request id and the timing.
+    structlog.contextvars.bind_contextvars(submission_id=str(result.submission_id), lead_id=result.lead_number,
+                                           intake=result.status, source=source.key)
     return result
 
 
@@ -98,7 +98,7 @@ async def accept_payload(
         await store_rejection(ctx, draft, error, mapped.log)
     now = draft.received_at
     decided = await accept_in_database(
-        ctx.pool, source=source, draft=draft, mapped=mapped, signature=signature,
+        ctx.acceptor, source=source, draft=draft, mapped=mapped, signature=signature,
         key_is_native=header_key is None and native_id is not None,
         merge_since=now - timedelta(days=ctx.settings.duplicate_window_days),
         number_prefix=lead_number_prefix(ctx.settings.lead_id_prefix, now, ctx.settings.tz))
@@ -208,7 +208,7 @@ async def _store_spam(ctx: IntakeContext, source: Source, draft: SubmissionDraft
         await store_rejection(ctx, draft, Conflict("the body fills the honeypot field: it is spam",
                                                    extra={"code": "honeypot_filled"}), [])
     prefix = lead_number_prefix(ctx.settings.lead_id_prefix, draft.received_at, ctx.settings.tz)
-    number = await draw_lead_number(ctx.pool, prefix)
+    number = await draw_lead_number(ctx.acceptor.pool, prefix)
     async with unit_of_work(ctx.sessions) as session:
         session.add(_submission_row(draft, outcome="spam", reasons=reasons, mapping_log=[],
                                     answered_lead_number=number))
