@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 
 from app.domain.intake.phone import mask_phones
+from app.fastjson import dumps
 
 _SECRET_KEYS = ("secret", "token", "password", "authorization", "signature", "corpsecret", "access_token")
 # Values we generate ourselves (ids, timings, levels): nothing to mask, and they are on every line.
@@ -50,7 +51,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         structlog.processors.format_exc_info,
         mask_sensitive,
     ]
-    renderer = (structlog.processors.JSONRenderer(ensure_ascii=False) if json
+    renderer = (structlog.processors.JSONRenderer(serializer=dumps) if json
                 else structlog.dev.ConsoleRenderer(colors=False))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

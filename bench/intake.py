@@ -70,8 +70,18 @@ def parse_wrk(output: str) -> dict[str, float]:
             "socket_errors": errors.group(1) if errors else ""}
 
 
+def warm_up(url: str, seconds: int, connections: int, out_dir: Path) -> None:
+    """Unmeasured load first, for both servers alike: connection pools, prepared statements and caches fill."""
+    if seconds > 0:
+        run_wrk(url, seconds, connections, out_dir)
+
+
+_RUNS = iter(range(10_000))
+
+
 def run_wrk(url: str, seconds: int, connections: int, out_dir: Path) -> dict[str, float]:
-    env = {**os.environ, "BENCH_OUT": str(out_dir)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "BENCH_OUT": str(out_dir), "BENCH_RUN": str(next(_RUNS))}
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(ROOT / "bench/intake.lua"), url]
     return parse_wrk(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
 
@@ -129,6 +139,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load before each round")
     parser.add_argument("--no-worker", action="store_true",
                         help="measure the API alone (the worker also competes for this machine's 2 cores)")
     args = parser.parse_args()
@@ -164,6 +175,7 @@ def main() -> int:
                 server.start([[py, "-m", "app.cli", "worker"]] if with_worker else [])
                 out = work / f"{server.name}-{round_no}"
                 out.mkdir()
+                warm_up(url, args.warmup, args.connections, out / "warmup")
                 results[server.name].append(run_wrk(url, args.seconds, args.connections, out) | {"out": out})
                 server.stop()
                 r = results[server.name][-1]
@@ -171,14 +183,14 @@ def main() -> int:
                       f"p99 {r['p99']:6.1f} ms  non-2xx {r['non2xx']}  {r['socket_errors']}", flush=True)
         med = {name: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
                for name, rs in results.items()}
-        seen = {line.strip() for r in results["leadflow"] for f in r["out"].glob("ids-*.txt")
+        seen = {line.strip() for r in results["leadflow"] for f in r["out"].rglob("ids-*.txt")
                 for line in f.read_text().splitlines() if line.strip()}
         stored = asyncio.run(stored_lead_numbers(db_url))
         missing = seen - stored
         print()
         print(f"service = API {'alone' if args.no_worker else '+ one arq worker'}")
         print(f"{'':10s}{'req/s':>10s}{'p50 ms':>10s}{'p99 ms':>10s}   (medians of {args.rounds} rounds, "
-              f"{args.seconds}s each, {args.connections} connections, wrk -t2)")
+              f"{args.seconds}s each after {args.warmup}s warm-up, {args.connections} connections, wrk -t2)")
         for name in ("floor", "leadflow"):
             m = med[name]
             print(f"{name:10s}{m['rps']:10.0f}{m['p50']:10.1f}{m['p99']:10.1f}")

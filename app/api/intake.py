@@ -13,7 +13,6 @@ import uuid
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -24,6 +23,7 @@ from app.domain.errors import DomainError, NotFound
 from app.domain.intake.preflight import check_preflight
 from app.domain.intake.schemas import IncomingRequest, IntakeResult
 from app.domain.intake.service import IntakeContext, receive_submission
+from app.fastjson import dumps_bytes
 from app.metrics import INTAKE_LATENCY, INTAKE_REQUESTS
 
 router = APIRouter(tags=["intake"])
@@ -156,12 +156,13 @@ async def serve_intake(ctx: IntakeContext, source_key: str, request: Request) ->
     return _answer(result, origin)
 
 
-def _answer(result: IntakeResult, origin: str | None) -> JSONResponse:
+def _answer(result: IntakeResult, origin: str | None) -> Response:
     body = {"lead_id": result.lead_number, "submission_id": str(result.submission_id), "status": result.status}
     if result.source_kind == "douyin":
-        return JSONResponse({"code": 0, "message": "success", **body}, status_code=200)
+        return Response(dumps_bytes({"code": 0, "message": "success", **body}), media_type="application/json")
     status = 201 if result.status == "accepted" else 200
-    return JSONResponse(body, status_code=status, headers=_cors_headers(origin))
+    return Response(dumps_bytes(body), status_code=status, media_type="application/json",
+                    headers=_cors_headers(origin))
 
 
 @router.options("/v1/intake/{source_key}", summary="CORS preflight for browser sources", status_code=204,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from app.domain.errors import Unavailable
 from app.domain.intake.mapping import MappedSubmission
 from app.domain.intake.schemas import SubmissionDraft
 from app.domain.sources.models import Source
+from app.fastjson import dumps
 from app.metrics import INTAKE_BATCH_RETRIES, INTAKE_BATCH_SIZE
 
 _ACCEPT = """
@@ -73,10 +73,10 @@ async def accept_in_database(
     """Decide and write (committed when this returns). Database unreachable → Unavailable (nothing was written)."""
     ids = [draft.id, new_id(), new_id(), new_id(), new_id()]
     args = (ids, source.id, source.key, source.kind, draft.received_at, draft.content_type,
-            draft.raw_body, draft.body_sha256, json.dumps(draft.headers, ensure_ascii=False), draft.remote_addr,
-            draft.idempotency_key, key_is_native, json.dumps(mapped.log, ensure_ascii=False), draft.replay_of_id,
-            signature, json.dumps(mapped.fields, ensure_ascii=False),
-            json.dumps(mapped.attributes, ensure_ascii=False), merge_since, number_prefix)
+            draft.raw_body, draft.body_sha256, dumps(draft.headers), draft.remote_addr,
+            draft.idempotency_key, key_is_native, dumps(mapped.log), draft.replay_of_id,
+            signature, dumps(mapped.fields),
+            dumps(mapped.attributes), merge_since, number_prefix)
     if draft.replay_of_id is not None:  # replays lock their submission row first: never batched
         return await acceptor.accept_alone(args)
     keys = [f"phone:{mapped.fields['phone']}"]
