@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 
@@ -56,29 +55,23 @@ async def test_metrics_count_intake_by_source_and_outcome(client, make_source):
     assert "no-such-source-x1" not in text and 'outcome="refused_not-found",source="unknown"' in text
 
 
-def capture_logs() -> tuple[io.StringIO, logging.Handler]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.getLogger().handlers[0].formatter)
-    logging.getLogger().addHandler(handler)
-    return stream, handler
-
-
-async def test_logs_are_json_with_ids_and_phones_masked(client, make_source):
+async def test_logs_are_json_with_ids_and_phones_masked(client, make_source, capsys):
     await make_source(key="logged")
-    stream, handler = capture_logs()
-    try:
-        r = await client.post("/v1/intake/logged", json={"name": "张三", "phone": "13812348000"},
-                              headers={"X-Request-ID": "req-42"})
-        structlog.get_logger("t").info("note", text="call 13812348000 now", corpsecret="s3cr3t-value")
-        logging.getLogger("uvicorn.error").warning("peer said +86 138 1234 8000")
-    finally:
-        logging.getLogger().removeHandler(handler)
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    capsys.readouterr()
+    r = await client.post("/v1/intake/logged", json={"name": "张三", "phone": "13812348000"},
+                          headers={"X-Request-ID": "req-42"})
+    structlog.get_logger("t").info("note", text="call 13812348000 now", corpsecret="s3cr3t-value")
+    logging.getLogger("uvicorn.error").warning("peer said +86 138 1234 8000")
+    output = capsys.readouterr().err
+    lines = [json.loads(line) for line in output.splitlines()]
     accepted = next(line for line in lines if line.get("intake") == "accepted")  # one line per request
     assert accepted["event"] == "http_request" and accepted["status"] == 201 and accepted["source"] == "logged"
     assert accepted["request_id"] == "req-42" and accepted["lead_id"] == r.json()["lead_id"]
     assert accepted["submission_id"] == r.json()["submission_id"]
-    output = stream.getvalue()
     assert "13812348000" not in output and "1234 8000" not in output and "s3cr3t-value" not in output
     assert "138****8000" in output
+    note = next(line for line in lines if line["event"] == "note")
+    assert note["logger"] == "t" and note["level"] == "info" and note["corpsecret"] == "***"
+    assert note["text"] == "call 138****8000 now"
+    uvicorn = next(line for line in lines if line.get("logger") == "uvicorn.error")
+    assert uvicorn["event"] == "peer said 138****8000" and uvicorn["level"] == "warning"
