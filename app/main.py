@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import structlog
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await app.state.pool.close()
             await engine.dispose()
 
-    app = FastAPI(
+    app = LeadflowAPI(
         title="leadflow",
         version="0.1.0",
         summary="Lead intake and assignment: no lead vanishes, none sinks.",
@@ -86,9 +87,29 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.include_router(module.router)
     app.include_router(sources.reporting)
 
-    app.add_middleware(intake.IntakeFastPath)
-    app.add_middleware(RequestContextMiddleware)  # outermost: the fast path's requests are logged too
+    app.add_middleware(RequestContextMiddleware)
     return app
+
+
+class LeadflowAPI(FastAPI):
+    """FastAPI, with `POST /v1/intake/{source_key}` answered ahead of Starlette's middleware stack and router.
+
+    The intake fast path (app/api/intake.py) gets the same request id and access line as every other
+    request; `intake_fast_path = False` sends intake through the router too (tests compare the two).
+    """
+
+    intake_fast_path = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fast_intake = RequestContextMiddleware(intake.intake_fast_path)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.intake_fast_path and intake.is_intake_post(scope):
+            scope["app"] = self
+            await self._fast_intake(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 class RequestContextMiddleware:

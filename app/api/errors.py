@@ -71,6 +71,16 @@ async def database_error_response(request: Request, error: Exception):
                             "an unexpected error; it has been logged", instance=request.url.path)
 
 
+async def unexpected_error_response(request: Request, error: Exception):
+    from app.db import is_database_unavailable
+
+    if is_database_unavailable(error):
+        return domain_error_response(request, Unavailable("database", type(error).__name__))
+    log.exception("unhandled_error", path=request.url.path)
+    return problem_response(500, "internal-error", "Internal server error",
+                            "an unexpected error; it has been logged", instance=request.url.path)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, error: DomainError):
@@ -94,12 +104,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(exc.DBAPIError, database_error_response)
     app.add_exception_handler(asyncpg.PostgresError, database_error_response)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception):
-        from app.db import is_database_unavailable
-
-        if is_database_unavailable(error):
-            return domain_error_response(request, Unavailable("database", type(error).__name__))
-        log.exception("unhandled_error", path=request.url.path)
-        return problem_response(500, "internal-error", "Internal server error",
-                                "an unexpected error; it has been logged", instance=request.url.path)
+    app.add_exception_handler(Exception, unexpected_error_response)

@@ -1,23 +1,30 @@
 """POST /v1/intake/{source_key}: the public webhook every form channel posts to.
 
 The route below declares the contract (OpenAPI) and serves the request when it reaches FastAPI's router.
-In the running service `IntakeFastPath` answers it first, with the same `serve_intake`, without FastAPI's
-per-request routing, dependency solving and exception middleware (about a third of the CPU an intake
-request cost); errors are rendered by the same functions as the app's exception handlers.
+In the running service `intake_fast_path` answers it first (`LeadflowAPI.__call__`, app/main.py), with the
+same `serve_intake`, without Starlette's middleware stack, FastAPI's per-request routing, dependency solving
+and exception middleware (about a third of the CPU an intake request cost); errors are rendered by the same
+functions as the app's exception handlers.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from app.api.deps import get_intake_context, intake_context
-from app.api.errors import DATABASE_ERRORS, database_error_response, domain_error_response
+from app.api.errors import (
+    DATABASE_ERRORS,
+    database_error_response,
+    domain_error_response,
+    unexpected_error_response,
+)
 from app.api.problems import problem_responses
 from app.domain.errors import DomainError, NotFound
 from app.domain.intake.preflight import check_preflight
@@ -111,26 +118,30 @@ async def submit_lead(
 INTAKE_PREFIX = "/v1/intake/"
 
 
-class IntakeFastPath:
-    """ASGI middleware: `POST /v1/intake/{source_key}` served ahead of the router (see the module docstring)."""
+def is_intake_post(scope: Scope) -> bool:
+    """`POST /v1/intake/{source_key}`: what the fast path answers."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return False
+    path: str = scope["path"]
+    return path.startswith(INTAKE_PREFIX) and len(path) > len(INTAKE_PREFIX) and "/" not in path[len(INTAKE_PREFIX):]
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        source_key = path[len(INTAKE_PREFIX):] if path.startswith(INTAKE_PREFIX) else ""
-        if scope["type"] != "http" or scope["method"] != "POST" or not source_key or "/" in source_key:
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope, receive)
-        try:
-            response = await serve_intake(intake_context(scope["app"].state), source_key, request)
-        except DomainError as error:
-            response = domain_error_response(request, error)
-        except DATABASE_ERRORS as error:
-            response = await database_error_response(request, error)
-        await response(scope, receive, send)
+async def intake_fast_path(scope: Scope, receive: Receive, send: Send) -> None:
+    """The intake route as a bare ASGI app (see the module docstring); `scope["app"]` is the leadflow app.
+
+    Errors are answered exactly as the app's exception handlers answer them on the routed path.
+    """
+    request = Request(scope, receive)
+    try:
+        response = await serve_intake(intake_context(scope["app"].state), scope["path"][len(INTAKE_PREFIX):],
+                                      request)
+    except DomainError as error:
+        response = domain_error_response(request, error)
+    except DATABASE_ERRORS as error:
+        response = await database_error_response(request, error)
+    except Exception as error:
+        response = await unexpected_error_response(request, error)
+    await response(scope, receive, send)
 
 
 async def serve_intake(ctx: IntakeContext, source_key: str, request: Request) -> Response:
@@ -147,13 +158,18 @@ async def serve_intake(ctx: IntakeContext, source_key: str, request: Request) ->
         result = await receive_submission(ctx, incoming)
     except DomainError as error:
         metric_source = "unknown" if isinstance(error, NotFound) else source_key  # no series per random key
-        INTAKE_REQUESTS.labels(metric_source, "refused_" + error.code).inc()
-        INTAKE_LATENCY.labels(metric_source).observe(time.perf_counter() - started)
+        _requests(metric_source, "refused_" + error.code).inc()
+        _latency(metric_source).observe(time.perf_counter() - started)
         error.headers = _cors_headers(origin)  # type: ignore[attr-defined]  # browsers must read the problem
         raise
-    INTAKE_LATENCY.labels(source_key).observe(time.perf_counter() - started)
-    INTAKE_REQUESTS.labels(source_key, result.status).inc()
+    _latency(source_key).observe(time.perf_counter() - started)
+    _requests(source_key, result.status).inc()
     return _answer(result, origin)
+
+
+# The labelled series, looked up once (prometheus_client's .labels() takes a lock and builds a key per call).
+_requests = functools.lru_cache(maxsize=1024)(INTAKE_REQUESTS.labels)
+_latency = functools.lru_cache(maxsize=1024)(INTAKE_LATENCY.labels)
 
 
 def _answer(result: IntakeResult, origin: str | None) -> Response:
