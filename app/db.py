@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 import asyncpg
-import uuid6
+import uuid_utils.compat as uuid_utils
 from sqlalchemy import DateTime, MetaData, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -31,7 +31,7 @@ class Base(DeclarativeBase):
 
 def new_id() -> uuid.UUID:
     """A time-sortable UUIDv7 for internal ids."""
-    return uuid6.uuid7()
+    return uuid_utils.uuid7()
 
 
 def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = False) -> AsyncEngine:
