@@ -29,7 +29,8 @@ def normalize_mainland_mobile(raw: object, *, field: str = "phone") -> tuple[str
     text = _SEPARATORS.sub("", str(raw).strip()).replace("＋", "+")
     if not _DIGITS.match(text):
         return None, FieldError(field, "invalid_phone", "phone may hold only digits, spaces, dashes and +")
-    text = ("+" if text.startswith("+") else "") + phonenumbers.normalize_digits_only(text)
+    if not text.isascii():  # full-width or other Unicode digits → ASCII
+        text = ("+" if text.startswith("+") else "") + phonenumbers.normalize_digits_only(text)
     bare = _BARE_COUNTRY_CODE.match(text)
     if bare:
         text = bare.group(1)
