@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
@@ -14,6 +15,28 @@ _SEPARATORS = re.compile(r"[\s\-‐‑–—.()（）·/]+")
 _BARE_COUNTRY_CODE = re.compile(r"^86(1\d{10})$")
 _DIGITS = re.compile(r"^\+?\d+$")  # \d is Unicode-aware: full-width digits pass
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+def _desc_matcher(desc: phonenumbers.PhoneNumberDesc | None) -> Callable[[str], bool]:
+    """phonenumbers' own test of a national number against one number type of the metadata."""
+    if desc is None or desc.national_number_pattern is None:
+        return lambda _digits: False
+    pattern, lengths = re.compile(desc.national_number_pattern), frozenset(desc.possible_length or ())
+    return lambda digits: (not lengths or len(digits) in lengths) and pattern.fullmatch(digits) is not None
+
+
+_CN = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+_GENERAL, _CN_MOBILE = _desc_matcher(_CN.general_desc), _desc_matcher(_CN.mobile)
+# number_type() answers these before it looks at mobile: a number matching one of them is not MOBILE
+_EARLIER_TYPES = [_desc_matcher(getattr(_CN, name)) for name in (
+    "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail")]
+_PLAIN_MOBILE = re.compile(r"(?:\+86|0086|86)?(1[3-9]\d{9})")
+
+
+def _is_mainland_mobile(national: str) -> bool:
+    """True only where phonenumbers' number_type() says MOBILE or FIXED_LINE_OR_MOBILE for this CN number,
+    from the same metadata, without parsing (tests/domain check it agrees over every 5-digit prefix)."""
+    return _GENERAL(national) and _CN_MOBILE(national) and not any(earlier(national) for earlier in _EARLIER_TYPES)
 
 
 def normalize_mainland_mobile(raw: object, *, field: str = "phone") -> tuple[str | None, FieldError | None]:
@@ -29,7 +52,11 @@ def normalize_mainland_mobile(raw: object, *, field: str = "phone") -> tuple[str
     text = _SEPARATORS.sub("", str(raw).strip()).replace("＋", "+")
     if not _DIGITS.match(text):
         return None, FieldError(field, "invalid_phone", "phone may hold only digits, spaces, dashes and +")
-    if not text.isascii():  # full-width or other Unicode digits → ASCII
+    if text.isascii():
+        plain = _PLAIN_MOBILE.fullmatch(text)
+        if plain and _is_mainland_mobile(plain.group(1)):  # the common spelling, decided as phonenumbers would
+            return "+86" + plain.group(1), None
+    else:  # full-width or other Unicode digits → ASCII
         text = ("+" if text.startswith("+") else "") + phonenumbers.normalize_digits_only(text)
     bare = _BARE_COUNTRY_CODE.match(text)
     if bare:

@@ -1,5 +1,6 @@
 """R1.5: the phone normaliser, alone."""
 
+import phonenumbers
 import pytest
 
 from app.domain.intake.phone import mask_phones, normalize_mainland_mobile
@@ -29,3 +30,24 @@ def test_masking_covers_every_spelling_intake_accepts():
     for spelled in spellings:
         assert "138****8000" in mask_phones(f"phone={spelled};"), spelled
     assert mask_phones("at 2026-11-25 12:00:00.123456") == "at 2026-11-25 12:00:00.123456"
+
+
+def _by_phonenumbers(national: str) -> str | None:
+    """The reference: phonenumbers' full parse and number_type(), as intake used them for every number."""
+    number = phonenumbers.parse(national, "CN")
+    kind = phonenumbers.number_type(number)
+    if kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+@pytest.mark.parametrize("spelling", ["{}", "+86{}", "0086{}", "86{}", "+86 {}-{}-{}"])
+def test_the_plain_spelling_shortcut_agrees_with_phonenumbers_on_every_prefix(spelling):
+    """Plain 11-digit mobiles skip parsing (app/domain/intake/phone.py); over every 5-digit prefix of 13x–19x
+    and two line numbers each, the answer must be exactly phonenumbers' own."""
+    for prefix in range(13000, 20000):
+        for line in ("000000", "987654"):
+            national = f"{prefix}{line}"
+            parts = (national[:3], national[3:7], national[7:]) if spelling.count("{}") == 3 else (national,)
+            e164, _error = normalize_mainland_mobile(spelling.format(*parts))
+            assert e164 == _by_phonenumbers(national), national
