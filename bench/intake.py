@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 from app.embedded import EmbeddedStack  # noqa: E402
 from app.migrate import upgrade_to_head  # noqa: E402
 
-UVICORN = ["--host", "127.0.0.1", "--workers", "1", "--no-access-log", "--log-level", "warning",
-           "--loop", "uvloop", "--http", "httptools"]
+UVICORN = ["--host", "127.0.0.1", "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http",
+           "httptools"]
 
 
 def free_port() -> int:
@@ -140,6 +140,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load before each round")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="uvicorn --workers for both servers alike (default 1)")
     parser.add_argument("--no-worker", action="store_true",
                         help="measure the API alone (the worker also competes for this machine's 2 cores)")
     args = parser.parse_args()
@@ -158,10 +160,11 @@ def main() -> int:
     env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url, "LEADFLOW_ADMIN_TOKEN": "bench",
            "FLOOR_DSN": floor_dsn, "PYTHONPATH": str(ROOT), "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO")}
     py = sys.executable
+    uvicorn = [*UVICORN, "--workers", str(args.processes)]
     svc_port, floor_port = free_port(), free_port()
     service = Server("leadflow", [py, "-m", "uvicorn", "app.main:app_from_env", "--factory", "--port", str(svc_port),
-                                  *UVICORN], env, svc_port, work / "service.log")
-    floor = Server("floor", [py, "-m", "uvicorn", "bench.floor_app:app", "--port", str(floor_port), *UVICORN],
+                                  *uvicorn], env, svc_port, work / "service.log")
+    floor = Server("floor", [py, "-m", "uvicorn", "bench.floor_app:app", "--port", str(floor_port), *uvicorn],
                    env, floor_port, work / "floor.log")
     try:
         service.start([[py, "-m", "app.cli", "worker"]])
@@ -188,7 +191,8 @@ def main() -> int:
         stored = asyncio.run(stored_lead_numbers(db_url))
         missing = seen - stored
         print()
-        print(f"service = API {'alone' if args.no_worker else '+ one arq worker'}")
+        print(f"service = API {'alone' if args.no_worker else '+ one arq worker'}; "
+              f"uvicorn --workers {args.processes} for both")
         print(f"{'':10s}{'req/s':>10s}{'p50 ms':>10s}{'p99 ms':>10s}   (medians of {args.rounds} rounds, "
               f"{args.seconds}s each after {args.warmup}s warm-up, {args.connections} connections, wrk -t2)")
         for name in ("floor", "leadflow"):
