@@ -151,6 +151,8 @@ def worker() -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    if settings.worker_nice > os.getpriority(os.PRIO_PROCESS, 0):  # raising niceness needs no privilege
+        os.setpriority(os.PRIO_PROCESS, 0, settings.worker_nice)
     if settings.worker_metrics_port:
         from prometheus_client import start_http_server
 

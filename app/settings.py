@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     worker_heartbeat_max_age_seconds: float = Field(default=30.0, alias="LEADFLOW_WORKER_HEARTBEAT_MAX_AGE")
     # The worker's own Prometheus endpoint (assignment stage histograms); 0 = off.
     worker_metrics_port: int = Field(default=0, alias="LEADFLOW_WORKER_METRICS_PORT", ge=0)
+    # Where the API and workers share CPUs, intake (the visitor waits for the answer) goes first: workers run
+    # at this Unix nice level (0 = as the API). Their work is queued and durable; a burst is assigned after.
+    worker_nice: int = Field(default=10, alias="LEADFLOW_WORKER_NICE", ge=0, le=19)
     # A job killed mid-run (worker SIGKILLed) is picked up again after this plus 10 s (arq's in-progress lock).
     job_timeout_seconds: int = Field(default=60, alias="LEADFLOW_JOB_TIMEOUT_SECONDS", ge=1)
     queue_name: str = Field(default="leadflow:queue", alias="LEADFLOW_QUEUE_NAME")

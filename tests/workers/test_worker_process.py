@@ -32,6 +32,8 @@ async def test_worker_process_assigns_leads_and_stops_cleanly_on_sigint(client, 
         await eventually(awaiting, within=20)
         ready = await eventually(lambda: _ready(client), within=10)
         assert ready.json()["checks"]["worker"]["ok"] and r.status_code == 201
+        # intake goes first where they share CPUs: the worker runs at LEADFLOW_WORKER_NICE (default 10)
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == max(10, os.getpriority(os.PRIO_PROCESS, 0))
     finally:
         proc.send_signal(signal.SIGINT)
         try:
