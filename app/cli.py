@@ -153,11 +153,20 @@ def worker() -> None:
     configure_logging(settings.log_level, json=settings.log_json)
     if settings.worker_nice > os.getpriority(os.PRIO_PROCESS, 0):  # raising niceness needs no privilege
         os.setpriority(os.PRIO_PROCESS, 0, settings.worker_nice)
+    _use_uvloop()  # arq runs on the current event loop: the same one the API's uvicorn uses
     if settings.worker_metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(settings.worker_metrics_port, addr=settings.host)
     build_worker(settings).run()
+
+
+def _use_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # not on this platform: asyncio's own loop
+        return
+    asyncio.set_event_loop(uvloop.new_event_loop())
 
 
 def _migrate(settings: Settings) -> None:
