@@ -74,3 +74,18 @@ async def test_with_redis_down_intake_still_answers_and_every_job_runs_once_redi
     finally:
         stack.start_redis()
     await eventually(lambda: _all_assigned(db, 5), within=20)
+
+
+async def test_a_sweep_hands_over_every_row_once_across_its_concurrent_chunks(client, make_source, db, app, settings):
+    await make_source(key="web")
+    for i in range(120):  # more than two chunks of ENQUEUE_CONCURRENCY; no worker runs, so nothing is taken
+        r = await client.post("/v1/intake/web", json={"name": f"客户{i}", "phone": f"1380013{i:04d}"})
+        assert r.status_code == 201
+    handed = await sweep(app.state.sessions, app.state.redis, SystemClock(), requeue_after_seconds=60)
+    assert handed == 120
+    assert await app.state.redis.zcard(settings.queue_name) == 120
+    async with db.connect() as conn:
+        marked = (await conn.execute(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.enqueued_at.is_not(None), OutboxMessage.enqueue_attempts == 1))).scalar_one()
+    assert marked == 120
+    assert await sweep(app.state.sessions, app.state.redis, SystemClock(), requeue_after_seconds=60) == 0
