@@ -199,7 +199,10 @@ def main() -> int:
             m = med[name]
             print(f"{name:10s}{m['rps']:10.0f}{m['p50']:10.1f}{m['p99']:10.1f}")
         ratio = med["leadflow"]["rps"] / med["floor"]["rps"]
+        paired = sorted(s["rps"] / f["rps"] for f, s in zip(results["floor"], results["leadflow"], strict=True))
         print(f"ratio leadflow/floor req/s: {ratio:.2f}   (target >= 0.5; p99 target <= 50 ms)")
+        print(f"per-round ratios (each round's service run against the floor run just before it): "
+              f"{', '.join(f'{r:.2f}' for r in paired)}; median {statistics.median(paired):.2f}")
         print(f"lead ids answered 2xx: {len(seen)}; in the database: {len(seen) - len(missing)}; "
               f"missing: {len(missing)}")
         return 1 if missing else 0
