@@ -69,6 +69,8 @@ class SourceCache:
     def _load_done(self, key: str, task: asyncio.Task[Source | None]) -> None:
         if self._loads.get(key) is task:
             del self._loads[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here too: every caller of a shared load may have gone away
 
     async def _read(self, key: str, generation: int) -> Source | None:
         source = await self._fetch(key)
