@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,15 +59,18 @@ async def load_candidates(
     # Correlated per member: served by the partial index on pending leads, whatever the table's size.
     pending = (select(func.count()).select_from(Lead)
                .where(Lead.assignee_id == User.id, Lead.status.in_(PENDING_STATUSES)).scalar_subquery())
+    # Columns, not User entities: a round reads ~20 members and building ORM objects was most of its cost.
     rows = await session.execute(
-        select(User, TeamMember.tier, Role.permissions, pending)
+        select(User.id, User.name, TeamMember.tier, User.is_active, User.on_duty, Role.permissions, User.capacity,
+               pending, User.last_turn, User.last_assigned_at)
         .join(TeamMember, TeamMember.user_id == User.id).join(Role, Role.id == User.role_id)
         .where(TeamMember.team_id == team_id).order_by(User.id))
-    return [Candidate(user_id=user.id, name=user.name, tier=tier, is_active=user.is_active, on_duty=user.on_duty,
+    return [Candidate(user_id=user_id, name=name, tier=tier, is_active=is_active, on_duty=on_duty,
                       permissions=list(permissions or []),
-                      capacity=user.capacity if user.capacity is not None else default_capacity,
-                      pending=int(count), last_turn=user.last_turn, last_assigned_at=user.last_assigned_at)
-            for user, tier, permissions, count in rows]
+                      capacity=capacity if capacity is not None else default_capacity,
+                      pending=int(count), last_turn=last_turn, last_assigned_at=last_assigned_at)
+            for user_id, name, tier, is_active, on_duty, permissions, capacity, count, last_turn, last_assigned_at
+            in rows]
 
 
 async def assign_lead(
@@ -123,20 +126,19 @@ async def _give(
         lead.status, lead.claimed_at, lead.claim_due_at = "claimed", now, None
     else:
         lead.status, lead.claim_due_at = "assigned", now + timedelta(minutes=rule.claim_sla_minutes)
-    user = await session.get(User, chosen.user_id)
-    assert user is not None
-    user.last_assigned_at = now
-    user.last_turn = await session.scalar(select(assignment_turn_seq.next_value()))
+    turn = await session.scalar(
+        update(User).where(User.id == chosen.user_id)
+        .values(last_assigned_at=now, last_turn=assignment_turn_seq.next_value()).returning(User.last_turn))
     audit.record(session, lead_id=lead.id, action=action, result="success", at=now, actor="system",
                  detail={"assignee_id": str(chosen.user_id), "assignee": chosen.name, "tier": chosen.tier,
-                         "rule": rule.name, "strategy": rule.strategy, "turn": user.last_turn,
+                         "rule": rule.name, "strategy": rule.strategy, "turn": turn,
                          "previous_assignee_id": str(previous) if previous else None, "skipped": skipped})
     if auto_claim:
         audit.record(session, lead_id=lead.id, action="claim", result="success", at=now, reason="auto_claim",
                      actor=str(chosen.user_id))
     await owe_notification(session, lead.id, chosen.user_id, "lead_assigned", now,
                            {"lead_id": lead.lead_number, "name": lead.name, "rule": rule.name},
-                           dedupe_key=str(user.last_turn))
+                           dedupe_key=str(turn))
 
 
 async def _failed_round(
