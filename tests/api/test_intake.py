@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
@@ -211,11 +211,11 @@ async def test_same_phone_on_an_open_lead_becomes_an_inquiry(client, make_source
     assert lead.inquiry_count == 2
 
 
-async def test_same_phone_outside_the_window_or_on_a_closed_lead_is_a_new_lead(client, make_source, db):
+async def test_same_phone_outside_the_window_or_on_a_closed_lead_is_a_new_lead(client, make_source, db, clock):
     await make_source(key="window")
     old = await client.post("/v1/intake/window", json={"name": "陈二", "phone": "13800138002"})
-    async with db.begin() as conn:
-        await conn.execute(text("UPDATE leads SET created_at = now() - interval '31 days'"))
+    async with db.begin() as conn:  # relative to the service's clock (frozen here), not the database's now()
+        await conn.execute(text("UPDATE leads SET created_at = :at"), {"at": clock.now() - timedelta(days=31)})
     newer = await client.post("/v1/intake/window", json={"name": "陈二", "phone": "13800138002"})
     assert newer.status_code == 201 and newer.json()["lead_id"] != old.json()["lead_id"]
     async with db.begin() as conn:
