@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test openapi lint bench chaos clean-data
+.PHONY: install run test fuzz openapi lint bench chaos clean-data
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,6 +19,9 @@ run: $(STAMP)  ## API + worker; embedded PostgreSQL/Redis under ./.leadflow unle
 
 test: $(STAMP)  ## the whole suite against real PostgreSQL and Redis (embedded unless TEST_DATABASE_URL/TEST_REDIS_URL)
 	$(BIN)/python -m pytest -q
+
+fuzz: $(STAMP)  ## explore the contract with new random requests (200 per operation); a failure prints its seed
+	LEADFLOW_FUZZ_EXPLORE=1 LEADFLOW_FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest -q tests/test_contract_fuzz.py
 
 openapi: $(STAMP)  ## regenerate the checked-in contract
 	$(BIN)/leadflow openapi

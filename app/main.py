@@ -28,6 +28,7 @@ from app.api import (
     worklist,
 )
 from app.api.errors import install_error_handlers
+from app.api.problems import PROBLEM_MEDIA_TYPE, problem_responses
 from app.db import create_engine, create_sessionmaker
 from app.domain.clock import Clock, SystemClock
 from app.domain.intake.acceptance import Acceptor, create_intake_pool
@@ -103,6 +104,22 @@ class LeadflowAPI(FastAPI):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._fast_intake = RequestContextMiddleware(intake.intake_fast_path)
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI documents every 422 as its own `HTTPValidationError`; ours are problem details (errors.py)."""
+        if self.openapi_schema is None:
+            schema = super().openapi()
+            problem = problem_responses(422)[422]
+            for operation in (op for ops in schema["paths"].values() for op in ops.values()):
+                answer = operation.get("responses", {}).get("422")
+                if answer and "HTTPValidationError" in str(answer.get("content")):
+                    operation["responses"]["422"] = {
+                        "description": problem["description"],
+                        "content": {media: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                                    for media in ("application/json", PROBLEM_MEDIA_TYPE)}}
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema["components"]["schemas"].pop(unused, None)
+        return self.openapi_schema
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.intake_fast_path and intake.is_intake_post(scope):

@@ -15,8 +15,12 @@ from app.api.leads import AuditOut
 from app.api.problems import problem_responses
 from app.domain.assignment import actions
 from app.domain.clock import Clock
+from app.domain.leads.models import LEAD_STATUSES
 from app.domain.leads.service import audit_trail, leads_of, visible_leads
 from app.domain.people.service import Principal
+
+LeadStatus = Literal["new", "awaiting_assignment", "assigned", "claimed", "assignment_failed", "won", "lost", "closed"]
+assert set(LeadStatus.__args__) == set(LEAD_STATUSES)  # type: ignore[attr-defined]
 
 router = APIRouter(tags=["worklist"], responses=problem_responses(401, 403, 503))
 
@@ -62,7 +66,7 @@ async def my_leads(status: Literal["assigned", "claimed"] | None = None,
 
 @router.get("/v1/leads", response_model=list[LeadSummary],
             summary="Leads I may see: mine; my teams' as a manager; all with lead.view_all")
-async def list_leads(status: str | None = None, limit: int = Query(default=100, ge=1, le=1000),
+async def list_leads(status: LeadStatus | None = None, limit: int = Query(default=100, ge=1, le=1000),
                      principal: Principal = Depends(get_principal),
                      session: AsyncSession = SessionDep) -> list[LeadSummary]:
     return [summary(lead) for lead in await visible_leads(session, principal, status, limit)]
