@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # Where the API and workers share CPUs, intake (the visitor waits for the answer) goes first: workers run
     # at this Unix nice level (0 = as the API). Their work is queued and durable; a burst is assigned after.
     worker_nice: int = Field(default=10, alias="LEADFLOW_WORKER_NICE", ge=0, le=19)
+    # On SIGTERM / SIGINT the worker takes no new job and lets running ones finish for up to this long; the rest
+    # are cancelled and retried later (keep it under the orchestrator's kill timeout, e.g. Kubernetes' 30 s).
+    worker_shutdown_grace_seconds: float = Field(default=10.0, alias="LEADFLOW_WORKER_SHUTDOWN_GRACE", ge=0)
     # A job killed mid-run (worker SIGKILLed) is picked up again after this plus 10 s (arq's in-progress lock).
     job_timeout_seconds: int = Field(default=60, alias="LEADFLOW_JOB_TIMEOUT_SECONDS", ge=1)
     queue_name: str = Field(default="leadflow:queue", alias="LEADFLOW_QUEUE_NAME")

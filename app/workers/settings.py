@@ -7,6 +7,7 @@ leads accepted while Redis was down are assigned as soon as it is back.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from typing import Any
 
@@ -37,7 +38,9 @@ class ResilientWorker(Worker):
 
     heartbeat_interval: float = 5.0
     heartbeat_ttl: int = 120
+    shutdown_grace: float = 10.0
     _last_beat: float = 0.0
+    _closing: asyncio.Task[None] | None = None
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         # arq takes a job slot before its Redis calls; if one fails the slot would never come back and,
@@ -51,6 +54,48 @@ class ResilientWorker(Worker):
                     self.job_counter -= 1
                     self.sem.release()
                 raise
+
+    def handle_sig(self, signum: int) -> None:
+        """A signal (or `close()`) stops the worker gracefully: no new job, running ones get the grace time."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._stop(signum))
+
+    async def _stop(self, signum: int) -> None:
+        self.allow_pick_jobs = False
+        running = [task for task in self.tasks.values() if not task.done()]
+        log.info("worker_stopping", signal=signal.Signals(signum).name, running_jobs=len(running),
+                 grace_seconds=self.shutdown_grace)
+        if running:
+            _, unfinished = await asyncio.wait(running, timeout=self.shutdown_grace)
+            for task in unfinished:  # arq puts a cancelled job back in the queue (or the outbox sweep does)
+                task.cancel()
+            if unfinished:
+                log.warning("worker_jobs_cancelled", count=len(unfinished))
+        if self.main_task is not None:
+            self.main_task.cancel()
+        if self.on_stop is not None:
+            self.on_stop(signal.Signals(signum))
+
+    async def close(self) -> None:
+        """Stop as a signal would, then release Redis, the loops and the database.
+
+        arq's own close() gathers the jobs it has just cancelled, so their CancelledError escaped it and the
+        shutdown (heartbeat key, loops, engine) was skipped whenever a job was running.
+        """
+        self.handle_sig(signal.SIGTERM)
+        assert self._closing is not None
+        await asyncio.shield(self._closing)
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        if not self._pool:
+            return
+        try:
+            await self.pool.delete(self.health_check_key)
+        except (RedisError, OSError):
+            pass  # Redis is down: the key expires by itself
+        if self.on_shutdown:
+            await self.on_shutdown(self.ctx)
+        await self.pool.close(close_connection_pool=True)
+        self._pool = None
 
     async def _poll_iteration(self) -> None:
         try:
@@ -98,4 +143,5 @@ def build_worker(settings: Settings, clock: Clock | None = None, **overrides: An
     worker = ResilientWorker(**options)
     worker.heartbeat_interval = settings.worker_heartbeat_interval_seconds
     worker.heartbeat_ttl = int(settings.worker_heartbeat_max_age_seconds * 4)
+    worker.shutdown_grace = settings.worker_shutdown_grace_seconds
     return worker
