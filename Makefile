@@ -20,8 +20,9 @@ run: $(STAMP)  ## API + worker; embedded PostgreSQL/Redis under ./.leadflow unle
 test: $(STAMP)  ## the whole suite against real PostgreSQL and Redis (embedded unless TEST_DATABASE_URL/TEST_REDIS_URL)
 	$(BIN)/python -m pytest -q
 
-fuzz: $(STAMP)  ## explore the contract with new random requests (200 per operation); a failure prints its seed
-	LEADFLOW_FUZZ_EXPLORE=1 LEADFLOW_FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest -q tests/test_contract_fuzz.py
+fuzz: $(STAMP)  ## new random inputs: the contract (200 requests per operation) and the property tests; a failure prints its seed
+	LEADFLOW_FUZZ_EXPLORE=1 LEADFLOW_FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest -q \
+		tests/test_contract_fuzz.py tests/domain/intake/test_properties.py
 
 openapi: $(STAMP)  ## regenerate the checked-in contract
 	$(BIN)/leadflow openapi
