@@ -44,6 +44,8 @@ class LintReport(BaseModel):
 
 class RuleChanged(LintReport):
     rule: RuleOut
+    rechecked_leads: int = Field(description="Leads that were waiting for a window: their next round runs now, "
+                                             "against the rules as they are after this change")
 
 
 class DryRunIn(BaseModel):
@@ -64,8 +66,9 @@ async def _warnings(session: AsyncSession, request: Request) -> list[dict[str, A
              dependencies=[Depends(require_admin)], responses=problem_responses(404, 422))
 async def create_rule(data: rules.RuleIn, request: Request, session: AsyncSession = SessionDep,
                       clock: Clock = Depends(get_clock)) -> RuleChanged:
-    rule = await rules.create_rule(session, data, clock)
-    return RuleChanged(rule=_rule(rule), warnings=await _warnings(session, request))
+    saved = await rules.create_rule(session, data, clock)
+    return RuleChanged(rule=_rule(saved.rule), rechecked_leads=saved.rechecked_leads,
+                       warnings=await _warnings(session, request))
 
 
 @router.get("/v1/assignment/rules", response_model=list[RuleOut], dependencies=[Depends(require_admin)])
@@ -77,8 +80,9 @@ async def list_rules(session: AsyncSession = SessionDep) -> list[RuleOut]:
               responses=problem_responses(404, 422))
 async def update_rule(rule_id: uuid.UUID, patch: rules.RulePatch, request: Request,
                       session: AsyncSession = SessionDep, clock: Clock = Depends(get_clock)) -> RuleChanged:
-    rule = await rules.update_rule(session, rule_id, patch, clock)
-    return RuleChanged(rule=_rule(rule), warnings=await _warnings(session, request))
+    saved = await rules.update_rule(session, rule_id, patch, clock)
+    return RuleChanged(rule=_rule(saved.rule), rechecked_leads=saved.rechecked_leads,
+                       warnings=await _warnings(session, request))
 
 
 @router.get("/v1/config/lint", response_model=LintReport, dependencies=[Depends(require_admin)],

@@ -12,7 +12,7 @@ from app.db import unit_of_work
 from app.domain.assignment.eligibility import skip_reason
 from app.domain.assignment.engine import assign_lead, load_candidates, owe_notification
 from app.domain.assignment.models import AssignmentRule
-from app.domain.assignment.service import assignment_payload
+from app.domain.assignment.service import assignment_payload, schedule_next_round
 from app.domain.errors import Conflict, Forbidden, NotFound
 from app.domain.leads import audit
 from app.domain.leads.models import Lead
@@ -138,8 +138,6 @@ async def reassign_overdue(
                 continue  # claimed, moved or being handled meanwhile
             outcome = await assign_lead(session, lead_id, now, settings, exclude=frozenset({lead.assignee_id}),
                                         action="reassign")
-            if outcome.retry_at is not None:
-                session.add(OutboxMessage(job="assign_lead", payload=assignment_payload(lead_id, outcome.exclude),
-                                          lead_id=lead_id, created_at=now, not_before=outcome.retry_at))
+            schedule_next_round(session, lead_id, outcome, now)
             moved += 1
     return moved

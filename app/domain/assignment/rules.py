@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.assignment.models import AssignmentRule
+from app.domain.assignment.service import recheck_waiting_leads
 from app.domain.assignment.windows import parse_clock
 from app.domain.clock import Clock
 from app.domain.errors import NotFound
@@ -58,7 +59,12 @@ class RuleIn(BaseModel):
     enabled: bool = True
 
 
-async def create_rule(session: AsyncSession, data: RuleIn, clock: Clock) -> AssignmentRule:
+class RuleSaved(NamedTuple):
+    rule: AssignmentRule
+    rechecked_leads: int  # leads waiting for a window whose next round now runs at once
+
+
+async def create_rule(session: AsyncSession, data: RuleIn, clock: Clock) -> RuleSaved:
     source_id = None
     if data.source_key is not None:
         source = await session.scalar(select(Source).where(Source.key == data.source_key))
@@ -73,7 +79,7 @@ async def create_rule(session: AsyncSession, data: RuleIn, clock: Clock) -> Assi
                           auto_claim_window=_dump(data.auto_claim_window), created_at=now, updated_at=now)
     session.add(rule)
     await session.flush()
-    return rule
+    return RuleSaved(rule, await recheck_waiting_leads(session, now))
 
 
 def _dump(window: Window | None) -> dict[str, Any] | None:
@@ -99,8 +105,10 @@ async def list_rules(session: AsyncSession) -> list[AssignmentRule]:
                                                                       AssignmentRule.created_at)))
 
 
-async def update_rule(session: AsyncSession, rule_id: uuid.UUID, patch: RulePatch, clock: Clock) -> AssignmentRule:
-    """Change a rule; fields left out stay. Sending `window: null` makes the rule always open."""
+async def update_rule(session: AsyncSession, rule_id: uuid.UUID, patch: RulePatch, clock: Clock) -> RuleSaved:
+    """Change a rule; fields left out stay. Sending `window: null` makes the rule always open.
+
+    Either way, leads waiting for a window are rechecked at once (`recheck_waiting_leads`)."""
     rule = await session.get(AssignmentRule, rule_id, with_for_update=True)
     if rule is None:
         raise NotFound(f"no rule {rule_id}")
@@ -109,4 +117,4 @@ async def update_rule(session: AsyncSession, rule_id: uuid.UUID, patch: RulePatc
         setattr(rule, name, _dump(value) if isinstance(value, Window) else value)
     rule.updated_at = clock.now()
     await session.flush()
-    return rule
+    return RuleSaved(rule, await recheck_waiting_leads(session, rule.updated_at))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.assignment.engine import assign_lead
+from app.domain.assignment.engine import Outcome, assign_lead
 from app.domain.clock import Clock
 from app.domain.outbox.models import OutboxMessage
 from app.metrics import ASSIGNMENT_ROUNDS
@@ -35,10 +36,34 @@ async def handle_assignment_request(
     outcome = await assign_lead(session, row.lead_id, now, settings, exclude=exclude,
                                 action="reassign" if exclude else "assign")
     ASSIGNMENT_ROUNDS.labels(outcome.result).inc()
-    if outcome.retry_at is not None:
-        session.add(OutboxMessage(job="assign_lead", payload=assignment_payload(row.lead_id, outcome.exclude),
-                                  lead_id=row.lead_id, created_at=now, not_before=outcome.retry_at))
+    schedule_next_round(session, row.lead_id, outcome, now)
     return outcome.result
+
+
+def schedule_next_round(session: AsyncSession, lead_id: uuid.UUID, outcome: Outcome, now: datetime) -> None:
+    """The round to come, when this one said when (a closed window, a retry): a durable outbox row."""
+    if outcome.retry_at is None:
+        return
+    payload = assignment_payload(lead_id, outcome.exclude)
+    if outcome.result == "waiting_window":
+        payload["waits_for"] = "window"  # a rule change moves it up (recheck_waiting_leads)
+    session.add(OutboxMessage(job="assign_lead", payload=payload, lead_id=lead_id, created_at=now,
+                              not_before=outcome.retry_at))
+
+
+async def recheck_waiting_leads(session: AsyncSession, now: datetime) -> int:
+    """Leads waiting for a rule's window get their next round now, against the rules as they are now.
+
+    Called when a rule is created or changed: a window that opens earlier, or a rule that no longer waits,
+    must not leave leads waiting for the old opening time. A lead whose window is still closed computes
+    its opening again and goes on waiting (no attempt is counted, nothing is audited twice).
+    """
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.job == "assign_lead", OutboxMessage.processed_at.is_(None),
+               OutboxMessage.not_before > now, OutboxMessage.payload["waits_for"].astext == "window")
+        .values(not_before=now))
+    return result.rowcount
 
 
 def assignment_payload(lead_id: uuid.UUID, exclude: frozenset[uuid.UUID] = frozenset()) -> dict:

@@ -177,6 +177,56 @@ async def test_lead_outside_the_window_waits_and_is_assigned_when_it_opens(app, 
     assert Counter(lead.assignee_id for lead in waiting) == {rep.id: 2 for rep in team.reps}  # spread, not a burst
 
 
+WORKDAYS_9_TO_18 = {"weekdays": [1, 2, 3, 4, 5], "start": "09:00", "end": "18:00"}
+FRIDAY_20 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)  # in Shanghai; the window above opens Monday 09:00
+
+
+async def _only_rule(client, admin) -> str:
+    [rule] = (await client.get("/v1/assignment/rules", headers=admin)).json()
+    return rule["id"]
+
+
+async def test_widening_the_window_assigns_waiting_leads_now_not_at_the_old_opening(
+        app, client, make_source, settings, clock, admin):
+    await make_source(key="web")
+    team = await make_team(app, reps=2, rule={"window": WORKDAYS_9_TO_18})
+    clock.at = FRIDAY_20
+    await post_leads(client, 3)
+    await drain(app, settings, clock)
+    assert {lead.status for lead in await leads(app)} == {"awaiting_assignment"}
+    clock.advance(minutes=5)  # the manager opens evenings and weekends too
+    r = await client.patch(f"/v1/assignment/rules/{await _only_rule(client, admin)}", headers=admin,
+                           json={"window": {"start": "08:00", "end": "22:00"}})
+    assert r.status_code == 200 and r.json()["rechecked_leads"] == 3
+    await drain(app, settings, clock)
+    assigned = await leads(app)
+    assert {lead.status for lead in assigned} == {"assigned"}
+    assert {lead.assignee_id for lead in assigned} <= {rep.id for rep in team.reps}
+
+
+async def test_a_rule_change_that_keeps_the_window_closed_leaves_leads_waiting_quietly(
+        app, client, make_source, settings, clock, admin):
+    await make_source(key="web")
+    await make_team(app, reps=2, rule={"window": WORKDAYS_9_TO_18})
+    clock.at = FRIDAY_20
+    await post_leads(client, 2)
+    await drain(app, settings, clock)
+    clock.advance(minutes=5)
+    r = await client.patch(f"/v1/assignment/rules/{await _only_rule(client, admin)}", headers=admin,
+                           json={"window": WORKDAYS_9_TO_18 | {"start": "10:00"}})
+    assert r.json()["rechecked_leads"] == 2
+    await drain(app, settings, clock)
+    waiting = await leads(app)
+    assert {(lead.status, lead.assignment_attempts) for lead in waiting} == {("awaiting_assignment", 0)}
+    assert len(await audit(app, waiting[0].id)) == 1  # the first "outside_window", not one per recheck
+    clock.at = datetime(2026, 11, 30, 1, 0, tzinfo=UTC) + timedelta(seconds=1)  # Monday 09:00: now too early
+    await drain(app, settings, clock)
+    assert {lead.status for lead in await leads(app)} == {"awaiting_assignment"}
+    clock.at = datetime(2026, 11, 30, 2, 0, tzinfo=UTC) + timedelta(seconds=1)  # Monday 10:00
+    await drain(app, settings, clock)
+    assert {lead.status for lead in await leads(app)} == {"assigned"}
+
+
 async def test_customer_asking_again_revives_a_failed_lead(app, client, make_source, settings, clock):
     await make_source(key="web")
     await make_team(app, reps=1, rep_role="viewer")
