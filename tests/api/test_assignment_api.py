@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from app.db import unit_of_work
 from app.domain.assignment.actions import reassign_overdue
+from app.domain.assignment.models import Notification
 from app.domain.clock import FrozenClock
 from app.domain.leads.models import AuditEntry, Lead
+from app.domain.notify.delivery import render
+from app.domain.outbox.models import OutboxMessage
 from tests.people import drain, make_team
 
 WEDNESDAY_10 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
@@ -161,6 +164,30 @@ async def test_unclaimed_lead_is_reassigned_after_the_claim_sla(client, app, mak
         [entry] = list(await session.scalars(select(AuditEntry).where(AuditEntry.action == "reassign")))
     assert entry.action_result == "success" and entry.detail["previous_assignee_id"] == str(team.reps[0].id)
     assert [s["reason"] for s in entry.detail["skipped"]] == ["previous_assignee"]
+
+
+async def test_a_lapsed_claim_tells_the_rep_and_their_manager_where_the_lead_went(
+        client, app, make_source, settings, clock):
+    """R3.7 "to-do overdue": by default it reaches the rep whose to-do lapsed and the team's manager."""
+    await make_source(key="web")
+    team = await make_team(app, reps=2, rule={"claim_sla_minutes": 30})
+    [number] = await post_leads(client, 1)
+    await drain(app, settings, clock)
+    due = clock.now() + timedelta(minutes=30)
+    clock.advance(minutes=31)
+    assert await reassign_overdue(app.state.sessions, clock.now(), settings) == 1
+    assert await reassign_overdue(app.state.sessions, clock.now(), settings) == 0  # told once, not per sweep
+    async with unit_of_work(app.state.sessions) as session:
+        owed = list(await session.scalars(select(Notification).where(Notification.kind == "todo_overdue")))
+        lead = await session.scalar(select(Lead))
+        texts = {n.user_id: render(n, lead, settings.tz) for n in owed}
+        queued = await session.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.job == "deliver_notification", OutboxMessage.payload["notification_id"].astext.in_(
+                [str(n.id) for n in owed])))
+    assert len(owed) == 2 and set(texts) == {team.reps[0].id, team.manager.id} and queued == 2
+    local_due = f"{due.astimezone(settings.tz):%m-%d %H:%M}"
+    assert texts[team.reps[0].id] == f"线索 {number}（客户0）未在 {local_due} 前认领，已超时，已转给 rep1"
+    assert texts[team.manager.id] == f"rep0 未在 {local_due} 前认领线索 {number}（客户0），已转给 rep1"
 
 
 async def test_dry_run_shows_who_would_get_what_and_writes_nothing(client, admin, app, make_source):

@@ -10,14 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.domain.assignment.eligibility import skip_reason
-from app.domain.assignment.engine import assign_lead, load_candidates, owe_notification
+from app.domain.assignment.engine import Outcome, assign_lead, load_candidates, owe_notification
 from app.domain.assignment.models import AssignmentRule
 from app.domain.assignment.service import assignment_payload, schedule_next_round
 from app.domain.errors import Conflict, Forbidden, NotFound
 from app.domain.leads import audit
 from app.domain.leads.models import Lead
 from app.domain.outbox.models import OutboxMessage
-from app.domain.people.models import Team
+from app.domain.people.models import Team, User
 from app.domain.people.service import Principal
 from app.metrics import observe_stage
 from app.settings import Settings
@@ -136,8 +136,25 @@ async def reassign_overdue(
                                         .with_for_update(skip_locked=True))
             if lead is None or lead.assignee_id is None:
                 continue  # claimed, moved or being handled meanwhile
-            outcome = await assign_lead(session, lead_id, now, settings, exclude=frozenset({lead.assignee_id}),
+            lapsed, due, team_id = lead.assignee_id, lead.claim_due_at, lead.team_id
+            outcome = await assign_lead(session, lead_id, now, settings, exclude=frozenset({lapsed}),
                                         action="reassign")
             schedule_next_round(session, lead_id, outcome, now)
+            await _owe_todo_overdue(session, lead, lapsed, due, team_id, outcome, now)
             moved += 1
     return moved
+
+
+async def _owe_todo_overdue(session: AsyncSession, lead: Lead, lapsed: uuid.UUID, due: datetime | None,
+                            team_id: uuid.UUID | None, outcome: Outcome, now: datetime) -> None:
+    """R3.7 "to-do overdue": the rep whose to-do lapsed, and their team's manager, learn where the lead went."""
+    names = dict((await session.execute(
+        select(User.id, User.name).where(User.id.in_([u for u in (lapsed, outcome.assignee_id) if u])))).all())
+    payload = {"lead_id": lead.lead_number, "name": lead.name, "lapsed_user": names.get(lapsed),
+               "claim_due_at": due.isoformat() if due else None, "outcome": outcome.result,
+               "new_assignee": names.get(outcome.assignee_id) if outcome.assignee_id else None}
+    key = f"claim_due:{payload['claim_due_at']}"
+    await owe_notification(session, lead.id, lapsed, "todo_overdue", now, payload | {"to": "assignee"}, key)
+    manager = await session.scalar(select(Team.manager_id).where(Team.id == team_id)) if team_id else None
+    if manager is not None and manager != lapsed:
+        await owe_notification(session, lead.id, manager, "todo_overdue", now, payload | {"to": "manager"}, key)

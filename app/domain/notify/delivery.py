@@ -91,7 +91,23 @@ def render(notification: Notification, lead: Lead | None, tz: ZoneInfo) -> str:
         why = p.get("why", {})
         reasons = ", ".join(sorted({c.get("reason", "?") for c in why.get("candidates", [])})) or why.get("reason")
         return f"线索 {p.get('lead_id')} 连续 {why.get('attempt')} 次分配失败（{reasons}），已建工单，请处理"
+    if notification.kind == "todo_overdue":
+        return _todo_overdue(p, tz)
     return f"{notification.kind}: {p}"
+
+
+def _todo_overdue(p: dict, tz: ZoneInfo) -> str:
+    due = datetime.fromisoformat(p["claim_due_at"]).astimezone(tz) if p.get("claim_due_at") else None
+    when = f" {due:%m-%d %H:%M} " if due else ""
+    if p.get("new_assignee"):
+        moved = f"已转给 {p['new_assignee']}"
+    elif p.get("outcome") == "waiting_window":
+        moved = "已回到待分配，规则时段开放后再分"
+    else:
+        moved = "暂无其他人可接，已回到待分配"
+    if p.get("to") == "manager":
+        return f"{p.get('lapsed_user')} 未在{when}前认领线索 {p.get('lead_id')}（{p.get('name')}），{moved}"
+    return f"线索 {p.get('lead_id')}（{p.get('name')}）未在{when}前认领，已超时，{moved}"
 
 
 async def deliver_notification(
