@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     for module in (intake, sources, submissions, leads, worklist, people, assignment, alerts, integrations, health):
         app.include_router(module.router)
     app.include_router(sources.reporting)
+    app.include_router(people.members)
 
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -14,13 +14,14 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import SessionDep, get_clock, require_admin
+from app.api.deps import SessionDep, get_clock, get_principal, require_admin
 from app.api.problems import problem_responses
 from app.domain.assignment.lint import lint_configuration
 from app.domain.clock import Clock
 from app.domain.notify.preferences import KNOWN_KINDS
 from app.domain.people import service
 from app.domain.people.models import PERMISSIONS
+from app.domain.people.service import Principal
 
 router = APIRouter(tags=["people"], dependencies=[Depends(require_admin)],
                    responses=problem_responses(401, 403, 503))
@@ -199,3 +200,35 @@ async def set_members(team_id: uuid.UUID, data: Members, request: Request,
                       session: AsyncSession = SessionDep) -> Changed:
     await service.set_members(session, team_id, data.primary, data.backup)
     return Changed(warnings=await _lint(session, request))
+
+
+# Managers, not only admins: a team's manager (team.manage) sees and sets its members' duty and capacity.
+members = APIRouter(tags=["people"], responses=problem_responses(401, 403, 404, 503))
+
+
+class MemberOut(UserOut):
+    tier: Literal["primary", "backup"]
+    pending: int = Field(description="Assigned or claimed leads: what counts against capacity")
+
+
+class MemberPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    on_duty: bool | None = Field(default=None, description="false: skipped by assignment (off_duty) until true")
+    capacity: int | None = Field(default=None, ge=0, description="Max pending leads; null = the default")
+
+
+@members.get("/v1/teams/{team_id}/members", response_model=list[MemberOut],
+             summary="A team's members: duty, capacity and pending leads (its manager or an admin)")
+async def list_members(team_id: uuid.UUID, principal: Principal = Depends(get_principal),
+                       session: AsyncSession = SessionDep) -> list[MemberOut]:
+    return [MemberOut(**_user(m.user).model_dump(), tier=m.tier, pending=m.pending)
+            for m in await service.team_members(session, principal, team_id)]
+
+
+@members.patch("/v1/teams/{team_id}/members/{user_id}", response_model=UserChanged,
+               responses=problem_responses(422), summary="Set a member's duty or capacity (its manager or an admin)")
+async def manage_member(team_id: uuid.UUID, user_id: uuid.UUID, data: MemberPatch, request: Request,
+                        principal: Principal = Depends(get_principal),
+                        session: AsyncSession = SessionDep) -> UserChanged:
+    user = await service.manage_member(session, principal, team_id, user_id, data.model_dump(exclude_unset=True))
+    return UserChanged(user=_user(user), warnings=await _lint(session, request))

@@ -247,3 +247,48 @@ async def test_permissions_and_team_boundaries_for_managers_and_reps(client, app
     assert moved.status_code == 403 and moved.json()["permission"] == "lead.return"  # managers here lack it
     r = await client.post(f"/v1/leads/{number}/claim", headers=bearer(team.tokens["manager"]))
     assert r.status_code == 403  # the manager's role has no lead.claim
+
+
+async def test_a_manager_takes_a_rep_off_duty_and_assignment_follows(client, admin, app, make_source, settings, clock):
+    """team.manage: a team's manager runs duty and capacity for its members without the admin token."""
+    await make_source(key="web")
+    team = await make_team(app, reps=2)
+    members_url = f"/v1/teams/{team.id}/members"
+    await post_leads(client, 2)
+    await drain(app, settings, clock)
+    listed = (await client.get(members_url, headers=bearer(team.tokens["manager"]))).json()
+    assert [(m["name"], m["tier"], m["on_duty"], m["pending"]) for m in listed] == [
+        ("rep0", "primary", True, 1), ("rep1", "primary", True, 1)]
+    r = await client.patch(f"{members_url}/{team.reps[1].id}", headers=bearer(team.tokens["manager"]),
+                           json={"on_duty": False})
+    assert r.status_code == 200 and r.json()["user"]["on_duty"] is False
+    await post_leads(client, 2, start=2)
+    await drain(app, settings, clock)
+    async with unit_of_work(app.state.sessions) as session:
+        owners = list(await session.scalars(select(Lead.assignee_id).order_by(Lead.lead_number)))
+    assert owners[2:] == [team.reps[0].id, team.reps[0].id]  # rep1 is skipped as off_duty
+    r = await client.patch(f"{members_url}/{team.reps[0].id}", headers=bearer(team.tokens["manager"]),
+                           json={"on_duty": False})
+    assert "no_eligible_member_now" in {w["code"] for w in r.json()["warnings"]}  # nobody left: said at once
+
+
+async def test_only_the_teams_own_manager_or_an_admin_manages_its_members(client, admin, app):
+    team = await make_team(app, reps=1)
+    rep_url = f"/v1/teams/{team.id}/members/{team.reps[0].id}"
+    r = await client.patch(rep_url, headers=bearer(team.tokens["rep0"]), json={"on_duty": False})
+    assert r.status_code == 403 and r.json()["permission"] == "team.manage"
+    manager_role = next(u["role_id"] for u in (await client.get("/v1/users", headers=admin)).json()
+                        if u["id"] == str(team.manager.id))
+    other = (await client.post("/v1/users", headers=admin, json={"name": "别组经理", "kind": "manager",
+                                                                 "role_id": manager_role})).json()
+    r = await client.patch(rep_url, headers=bearer(other["token"]), json={"on_duty": False})
+    assert r.status_code == 403 and r.json()["code"] == "not_team_manager"
+    r = await client.get(f"/v1/teams/{team.id}/members", headers=bearer(other["token"]))
+    assert r.status_code == 403
+    r = await client.patch(f"/v1/teams/{team.id}/members/{other['user']['id']}", headers=bearer(team.tokens["manager"]),
+                           json={"capacity": 10})
+    assert r.status_code == 404  # not a member of this team
+    r = await client.patch(rep_url, headers=admin, json={"capacity": 2, "is_active": False})
+    assert r.status_code == 422  # duty and capacity only; the rest stays with the admin's user API
+    r = await client.patch(rep_url, headers=admin, json={"capacity": 2})
+    assert r.status_code == 200 and r.json()["user"]["capacity"] == 2

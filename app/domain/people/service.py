@@ -7,7 +7,8 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select
+import structlog
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.clock import Clock
@@ -15,6 +16,7 @@ from app.domain.errors import Conflict, FieldError, Forbidden, InvalidInput, Not
 from app.domain.people.models import PERMISSIONS, Role, Team, TeamMember, User
 
 TOKEN_PREFIX = "lf_"
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -149,3 +151,49 @@ async def list_teams(session: AsyncSession) -> list[tuple[Team, list[TeamMember]
     teams = list(await session.scalars(select(Team).order_by(Team.name)))
     members = list(await session.scalars(select(TeamMember)))
     return [(t, [m for m in members if m.team_id == t.id]) for t in teams]
+
+
+@dataclass
+class MemberState:
+    user: User
+    tier: str
+    pending: int  # assigned or claimed leads: what counts against capacity
+
+
+async def _team_for(session: AsyncSession, principal: Principal, team_id: uuid.UUID) -> Team:
+    """The team, if the caller may manage it: config.manage anywhere, team.manage as this team's manager."""
+    team = await session.get(Team, team_id)
+    if team is None:
+        raise NotFound(f"no team {team_id}")
+    if principal.is_admin or "config.manage" in principal.permissions:
+        return team
+    principal.require("team.manage")
+    if team.manager_id != principal.user_id:
+        raise Forbidden("only this team's manager (or an admin) manages its members",
+                        extra={"code": "not_team_manager"})
+    return team
+
+
+async def team_members(session: AsyncSession, principal: Principal, team_id: uuid.UUID) -> list[MemberState]:
+    """Who is in the team, on duty or not, and how full each one is: what a manager checks before a shift."""
+    from app.domain.leads.models import PENDING_STATUSES, Lead
+
+    await _team_for(session, principal, team_id)
+    pending = (select(func.count()).select_from(Lead)
+               .where(Lead.assignee_id == User.id, Lead.status.in_(PENDING_STATUSES)).scalar_subquery())
+    rows = await session.execute(select(User, TeamMember.tier, pending)
+                                 .join(TeamMember, TeamMember.user_id == User.id)
+                                 .where(TeamMember.team_id == team_id).order_by(TeamMember.tier.desc(), User.name))
+    return [MemberState(user, tier, count) for user, tier, count in rows]
+
+
+async def manage_member(session: AsyncSession, principal: Principal, team_id: uuid.UUID, user_id: uuid.UUID,
+                        changes: dict) -> User:
+    """R2.1 `team.manage`: a team's manager takes a rep off duty (leave, a training day) or sets their
+    capacity, without the admin token. Only members of that team; assignment sees the change at once."""
+    await _team_for(session, principal, team_id)
+    if await session.get(TeamMember, (team_id, user_id)) is None:
+        raise NotFound(f"user {user_id} is not a member of team {team_id}")
+    user = await update_user(session, user_id, changes)
+    log.info("team_member_changed", team_id=str(team_id), user_id=str(user_id), by=principal.name, **changes)
+    return user
