@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.domain.assignment.models import Notification
 from app.domain.leads.models import AuditEntry, Lead
@@ -173,6 +173,30 @@ async def test_watch_alerts_on_stale_sources_failed_assignments_and_recovers(cli
         await watch(session, datetime.now(UTC), settings)
     keys = {a["key"] for a in (await client.get("/v1/alerts?status=firing", headers=admin)).json()}
     assert keys == {"source_stale:quiet"}
+
+
+async def test_the_backlog_alert_counts_late_work_not_leads_waiting_for_the_morning(client, admin, make_source, app,
+                                                                                     settings):
+    from datetime import UTC, datetime, timedelta
+
+    from app.db import unit_of_work
+    from app.domain.alerts.watch import watch
+    from app.domain.outbox.models import OutboxMessage
+
+    now = datetime.now(UTC)
+    hour_ago = now - timedelta(hours=1)
+    async with unit_of_work(app.state.sessions) as session:  # written last night, due when the window opens
+        session.add_all([OutboxMessage(job="assign_lead", payload={}, created_at=hour_ago,
+                                       not_before=now + timedelta(hours=8))
+                         for _ in range(settings.outbox_backlog_alert)])
+    async with unit_of_work(app.state.sessions) as session:
+        await watch(session, now, settings)
+    assert (await client.get("/v1/alerts?status=firing", headers=admin)).json() == []
+    async with unit_of_work(app.state.sessions) as session:  # the same rows, now an hour overdue: a stalled worker
+        await session.execute(update(OutboxMessage).values(not_before=hour_ago))
+        await watch(session, now, settings)
+    [firing] = (await client.get("/v1/alerts?status=firing", headers=admin)).json()
+    assert firing["key"] == "outbox_backlog" and firing["severity"] == "critical"
 
 
 async def post_to(client, key: str, n: int) -> None:

@@ -68,8 +68,12 @@ async def sweep(
 
 
 async def backlog(session: AsyncSession, now: datetime, late_after_seconds: float) -> int:
-    """Unprocessed rows older than `late_after_seconds`: work that is late, for metrics and alerts."""
+    """Unprocessed rows due more than `late_after_seconds` ago: work that is late, for metrics and alerts.
+
+    A row is due at `not_before` when it has one (a lead waiting for its rule's window, a retry), else when
+    written: leads waiting overnight for the morning are not a stalled worker.
+    """
+    due_at = func.coalesce(OutboxMessage.not_before, OutboxMessage.created_at)
     return int(await session.scalar(
         select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.processed_at.is_(None),
-            OutboxMessage.created_at < now - timedelta(seconds=late_after_seconds))) or 0)
+            OutboxMessage.processed_at.is_(None), due_at < now - timedelta(seconds=late_after_seconds))) or 0)
