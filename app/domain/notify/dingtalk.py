@@ -37,11 +37,14 @@ class DingTalkRobot:
             query += f"&timestamp={timestamp}&sign={dingtalk_sign(self.secret, timestamp)}"
         try:
             response = await self.http.post(f"{self.url}?{query}", json=body)
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
             raise DeliveryError("dingtalk", "network", None, f"{type(error).__name__}: {error}") from error
         if response.status_code != 200:
             raise classify_dingtalk_error(None, response.text[:200], response.status_code)
-        data = response.json()
+        try:
+            data = response.json()
+        except ValueError as error:  # a proxy's or gateway's HTML page, answered 200
+            raise classify_dingtalk_error(None, response.text[:200], response.status_code) from error
         if data.get("errcode", 0) != 0:
             raise classify_dingtalk_error(data.get("errcode"), data.get("errmsg", ""))
         return data
