@@ -105,7 +105,11 @@ class ResilientWorker(Worker):
             await asyncio.sleep(1)
             return
         if time.monotonic() - self._last_beat >= self.heartbeat_interval:
-            await self.pool.set(WORKER_HEARTBEAT_KEY, str(time.time()), ex=self.heartbeat_ttl)
+            try:
+                await self.pool.set(WORKER_HEARTBEAT_KEY, str(time.time()), ex=self.heartbeat_ttl)
+            except (RedisError, OSError) as error:  # Redis went away after the poll: beat on the next one
+                log.warning("worker_heartbeat_failed", reason="redis_unavailable", error=str(error)[:200])
+                return
             self._last_beat = time.monotonic()
 
 

@@ -63,3 +63,23 @@ async def test_a_job_longer_than_the_grace_is_cancelled_and_the_worker_still_shu
     assert all(loop.done() for loop in instance.ctx["loops"])
     assert instance._pool is None  # Redis released
     await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
+
+
+async def test_redis_going_away_between_the_poll_and_the_heartbeat_does_not_end_the_worker(
+        settings, db, stack, monkeypatch):
+    """The poll's own Redis errors were survived; the heartbeat right after it was not (the process exited)."""
+    from arq.worker import Worker
+
+    instance = build_worker(settings, handle_signals=False)
+    instance._pool = await create_pool(arq_redis_settings(settings), default_queue_name=settings.queue_name)
+
+    async def poll_that_worked(self) -> None:  # the poll got its answer just before Redis went away
+        stack.stop_redis()
+
+    monkeypatch.setattr(Worker, "_poll_iteration", poll_that_worked)
+    try:
+        await instance._poll_iteration()  # raised ConnectionError out of arq's main loop
+        assert instance._last_beat == 0  # no beat recorded: the next poll beats again
+    finally:
+        stack.start_redis()
+        await instance._pool.aclose()
