@@ -66,6 +66,21 @@ async def receive_submission(ctx: IntakeContext, request: IncomingRequest) -> In
         body_sha256=hashlib.sha256(request.body).hexdigest(),
         headers={k: v for k, v in request.headers.items() if k in KEPT_HEADERS}, remote_addr=request.remote_addr,
     )
+    try:
+        result = await _decide(ctx, source, request, draft, now)
+    except DomainError:
+        raise
+    except Exception as error:  # a defect must not lose the visitor's submission: keep it, replayable
+        await _store_unexpected(ctx, draft, error)
+        raise
+    # One log line per request: the access line (app/main.py) carries these, the request id and the timing.
+    structlog.contextvars.bind_contextvars(submission_id=str(result.submission_id), lead_id=result.lead_number,
+                                           intake=result.status, source=source.key)
+    return result
+
+
+async def _decide(ctx: IntakeContext, source: Source, request: IncomingRequest, draft: SubmissionDraft,
+                  now: datetime) -> IntakeResult:
     rate_wait = await _rate_limit_wait(ctx, source, request)
     refusal, signature = _refusal(ctx, source, request, rate_wait, now)
     if refusal is not None:
@@ -74,11 +89,24 @@ async def receive_submission(ctx: IntakeContext, request: IncomingRequest) -> In
         payload = parse_body(request.body, request.content_type)
     except BodyError as error:
         await store_rejection(ctx, draft, MalformedBody(error.message, extra={"code": error.code}), [])
-    result = await accept_payload(ctx, source, draft, payload, request.idempotency_key, signature=signature)
-    # One log line per request: the access line (app/main.py) carries these, the request id and the timing.
-    structlog.contextvars.bind_contextvars(submission_id=str(result.submission_id), lead_id=result.lead_number,
-                                           intake=result.status, source=source.key)
-    return result
+    return await accept_payload(ctx, source, draft, payload, request.idempotency_key, signature=signature)
+
+
+async def _store_unexpected(ctx: IntakeContext, draft: SubmissionDraft, error: Exception) -> None:
+    """Keep the raw submission as rejected (`internal_error`) so it can be replayed once the defect is fixed.
+
+    The error itself still answers (500, or 503 when it was the database); if even this write fails, the
+    original error is what the caller sees.
+    """
+    reasons = [{"code": "internal_error", "message": f"{type(error).__name__}: {str(error)[:300]}"}]
+    try:
+        async with unit_of_work(ctx.sessions) as session:
+            session.add(_submission_row(draft, outcome="rejected", reasons=reasons, mapping_log=[]))
+    except Exception:
+        log.warning("unexpected_intake_error_not_stored", submission_id=str(draft.id), exc_info=True)
+        return
+    log.error("unexpected_intake_error_stored", submission_id=str(draft.id), error=type(error).__name__)
+    structlog.contextvars.bind_contextvars(submission_id=str(draft.id))
 
 
 async def accept_payload(

@@ -52,7 +52,7 @@ def verify_signature(
         if not given:
             return None, AuthFailure("signature_missing", f"{OCEAN_ENGINE_HEADER} header is required",
                                      "unauthorized")
-        if not hmac.compare_digest(given, sign_ocean_engine(secret, body)):
+        if not hmac.compare_digest(given.encode(), sign_ocean_engine(secret, body).encode()):  # bytes: any header
             return None, AuthFailure("signature_invalid", "signature does not match the body", "unauthorized")
         return None, None  # no timestamp in this scheme: replays are caught by the clue id instead
     raw_ts = headers.get(TIMESTAMP_HEADER, "").strip()
@@ -61,16 +61,15 @@ def verify_signature(
         return None, AuthFailure(
             "signature_missing", f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers are required",
             "unauthorized")
-    try:
-        timestamp = int(raw_ts)
-    except ValueError:
+    if not (raw_ts.isascii() and raw_ts.isdigit() and len(raw_ts) <= 12):
         return None, AuthFailure("timestamp_invalid", "timestamp must be Unix seconds", "unauthorized")
+    timestamp = int(raw_ts)
     skew = abs(now.timestamp() - timestamp)
     if skew > tolerance_s:
         return None, AuthFailure(
             "timestamp_out_of_tolerance",
             f"timestamp is {int(skew)} s away from server time (tolerance {tolerance_s} s)", "unauthorized")
-    if not hmac.compare_digest(given.lower(), sign_leadflow(secret, timestamp, body)):
+    if not hmac.compare_digest(given.lower().encode(), sign_leadflow(secret, timestamp, body).encode()):
         return None, AuthFailure("signature_invalid", "signature does not match timestamp and body",
                                  "unauthorized")
     return given.lower().removeprefix("sha256="), None
