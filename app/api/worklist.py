@@ -48,6 +48,12 @@ class ReturnIn(BaseModel):
     reason: str = Field(min_length=1, max_length=200)
 
 
+class CloseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["won", "lost", "closed"] = Field(description="closed: neither (junk, a duplicate kept elsewhere)")
+    reason: str = Field(default="", max_length=200)
+
+
 def summary(lead) -> LeadSummary:
     from app.domain.intake.phone import mask_phones
 
@@ -90,6 +96,13 @@ async def transfer(lead_id: str, data: TransferIn, request: Request, principal: 
 async def give_back(lead_id: str, data: ReturnIn, principal: Principal = Depends(get_principal),
                     session: AsyncSession = SessionDep, clock: Clock = Depends(get_clock)) -> LeadSummary:
     return summary(await actions.return_lead(session, principal, lead_id, data.reason, clock.now()))
+
+
+@router.post("/v1/leads/{lead_id}/close", response_model=LeadSummary, responses=problem_responses(404, 409, 422),
+             summary="Won, lost or closed: the rep's capacity is free again (the holder, their manager, an admin)")
+async def close(lead_id: str, data: CloseIn, principal: Principal = Depends(get_principal),
+                session: AsyncSession = SessionDep, clock: Clock = Depends(get_clock)) -> LeadSummary:
+    return summary(await actions.close_lead(session, principal, lead_id, data.outcome, data.reason, clock.now()))
 
 
 @router.get("/v1/leads/{lead_id}/audit", response_model=list[AuditOut], responses=problem_responses(404))

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from app.db import unit_of_work
 from app.domain.assignment.actions import reassign_overdue
-from app.domain.assignment.models import Notification
+from app.domain.assignment.models import Notification, Ticket
 from app.domain.clock import FrozenClock
 from app.domain.leads.models import AuditEntry, Lead
 from app.domain.notify.delivery import render
@@ -292,3 +292,47 @@ async def test_only_the_teams_own_manager_or_an_admin_manages_its_members(client
     assert r.status_code == 422  # duty and capacity only; the rest stays with the admin's user API
     r = await client.patch(rep_url, headers=admin, json={"capacity": 2})
     assert r.status_code == 200 and r.json()["user"]["capacity"] == 2
+
+
+async def test_closing_a_lead_frees_the_reps_capacity_for_the_next_one(client, app, make_source, settings, clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=1, rep_overrides=[{"capacity": 1}])
+    first, second = await post_leads(client, 2)
+    await drain(app, settings, clock)
+    rep = bearer(team.tokens["rep0"])
+    assert [m["lead_id"] for m in (await client.get("/v1/me/leads", headers=rep)).json()] == [first]
+    await client.post(f"/v1/leads/{first}/claim", headers=rep)
+    won = await client.post(f"/v1/leads/{first}/close", headers=rep, json={"outcome": "won", "reason": "签约"})
+    assert won.status_code == 200 and won.json()["status"] == "won"
+    clock.advance(seconds=settings.assignment_retry_seconds)
+    await drain(app, settings, clock)
+    assert [m["lead_id"] for m in (await client.get("/v1/me/leads", headers=rep)).json()] == [second]
+    again = await client.post(f"/v1/leads/{first}/close", headers=rep, json={"outcome": "lost"})
+    assert again.status_code == 409 and again.json()["code"] == "not_open"
+    [entry] = (await client.get(f"/v1/leads/{first}/audit?action=close", headers=rep)).json()
+    assert entry["reason"] == "签约" and entry["detail"]["outcome"] == "won"
+
+
+async def test_a_lead_nobody_could_take_is_seen_and_handed_out_by_the_teams_manager(
+        client, app, make_source, settings, clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=1, rep_overrides=[{"on_duty": False}])
+    [number, junk] = await post_leads(client, 2)
+    for _ in range(settings.assignment_max_tries):
+        await drain(app, settings, clock)
+        clock.advance(seconds=settings.assignment_retry_seconds)
+    manager = bearer(team.tokens["manager"])
+    seen = {lead["lead_id"]: lead["status"] for lead in (await client.get("/v1/leads", headers=manager)).json()}
+    assert seen == {number: "assignment_failed", junk: "assignment_failed"}  # it used to be invisible to them
+    back = await client.patch(f"/v1/teams/{team.id}/members/{team.reps[0].id}", headers=manager,
+                              json={"on_duty": True})
+    assert back.status_code == 200
+    given = await client.post(f"/v1/leads/{number}/transfer", headers=manager,
+                              json={"to_user_id": str(team.reps[0].id)})
+    assert given.status_code == 200 and given.json()["status"] == "assigned"
+    closed = await client.post(f"/v1/leads/{junk}/close", headers=manager, json={"outcome": "closed",
+                                                                                "reason": "空号"})
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"
+    async with unit_of_work(app.state.sessions) as session:
+        tickets = {t.status for t in await session.scalars(select(Ticket))}
+    assert tickets == {"resolved"}  # both tickets done; a later failure opens (and mentions) a new one

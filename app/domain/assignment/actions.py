@@ -10,12 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.domain.assignment.eligibility import skip_reason
-from app.domain.assignment.engine import Outcome, assign_lead, load_candidates, owe_notification
+from app.domain.assignment.engine import Outcome, assign_lead, load_candidates, owe_notification, resolve_tickets
 from app.domain.assignment.models import AssignmentRule
 from app.domain.assignment.service import assignment_payload, schedule_next_round
 from app.domain.errors import Conflict, Forbidden, NotFound
 from app.domain.leads import audit
-from app.domain.leads.models import Lead
+from app.domain.leads.models import OPEN_STATUSES, Lead
 from app.domain.outbox.models import OutboxMessage
 from app.domain.people.models import Team, User
 from app.domain.people.service import Principal
@@ -75,7 +75,9 @@ async def transfer_lead(
     principal.require("lead.transfer")
     lead = await _lead_for_update(session, lead_number)
     await _require_holder(session, principal, lead)
-    if lead.status not in ("assigned", "claimed") or lead.team_id is None:
+    # A lead nobody holds (assignment failed, or waiting) is handed out by its team's manager or an admin.
+    handing_out = lead.status in ("assignment_failed", "awaiting_assignment") and lead.assignee_id is None
+    if not (lead.status in ("assigned", "claimed") or handing_out) or lead.team_id is None:
         raise Conflict(f"lead is {lead.status}", extra={"code": "not_transferable", "lead_status": lead.status})
     candidates = {c.user_id: c for c in await load_candidates(session, lead.team_id, settings.default_capacity,
                                                               lock=True)}
@@ -91,6 +93,9 @@ async def transfer_lead(
     rule = await session.get(AssignmentRule, lead.rule_id) if lead.rule_id else None
     lead.assignee_id, lead.status, lead.claimed_at, lead.updated_at = to_user_id, "assigned", None, now
     lead.claim_due_at = now + timedelta(minutes=rule.claim_sla_minutes if rule else 30)
+    if handing_out:
+        lead.assignment_attempts, lead.matched_at = 0, now
+        await resolve_tickets(session, lead.id, now, "handed_out")
     audit.record(session, lead_id=lead.id, action="transfer", result="success", at=now, actor=str(principal.user_id),
                  detail={"from_user_id": str(previous), "to_user_id": str(to_user_id)})
     await owe_notification(session, lead.id, to_user_id, "lead_assigned", now, {"lead_id": lead.lead_number},
@@ -114,6 +119,30 @@ async def return_lead(session: AsyncSession, principal: Principal, lead_number: 
     session.add(OutboxMessage(job="assign_lead", payload=assignment_payload(lead.id, frozenset({previous})),
                               lead_id=lead.id, created_at=now))
     return lead
+
+
+async def close_lead(session: AsyncSession, principal: Principal, lead_number: str, outcome: str, reason: str,
+                     now: datetime) -> Lead:
+    """The lead's story ends: `won`, `lost` or `closed` (junk, a duplicate kept elsewhere).
+
+    Its rep's capacity (R2.3) is free again at once. The holder closes their own lead; the team's manager or an
+    admin closes any of the team's open leads, including ones nobody could be given.
+    """
+    lead = await _lead_for_update(session, lead_number)
+    await _require_holder(session, principal, lead)
+    if lead.status not in OPEN_STATUSES:
+        raise Conflict(f"lead is already {lead.status}", extra={"code": "not_open", "lead_status": lead.status})
+    previous = lead.status
+    lead.status, lead.claim_due_at, lead.updated_at = outcome, None, now
+    audit.record(session, lead_id=lead.id, action="close", result="success", at=now, reason=reason[:200] or outcome,
+                 actor=str(principal.user_id or principal.name),
+                 detail={"outcome": outcome, "previous_status": previous, "assignee_id": _str(lead.assignee_id)})
+    await resolve_tickets(session, lead.id, now, outcome)
+    return lead
+
+
+def _str(value: object) -> str | None:
+    return str(value) if value is not None else None
 
 
 async def reassign_overdue(

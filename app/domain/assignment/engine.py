@@ -82,7 +82,10 @@ async def assign_lead(
     `exclude`/`action` serve reassignment: the previous assignee is skipped and the audit says "reassign".
     """
     lead = await session.get(Lead, lead_id, with_for_update=True)
-    if lead is None or lead.status not in (*ASSIGNABLE_STATUSES, *(("assigned",) if exclude else ())):
+    # An assigned lead is taken away only from a rep this round is about (an overdue claim); a round queued
+    # before a manager handed the lead out by hand leaves it alone.
+    taking_back = lead is not None and lead.status == "assigned" and lead.assignee_id in exclude
+    if lead is None or (lead.status not in ASSIGNABLE_STATUSES and not taking_back):
         return Outcome("not_assignable", detail={"status": lead.status if lead else None})
     rule = await find_rule(session, lead.source_id)
     if rule is None:
@@ -98,7 +101,7 @@ async def assign_lead(
             audit.record(session, lead_id=lead.id, action=action, result="skipped", at=now,
                          reason="outside_window", detail={"rule": rule.name, "opens_at": opens.isoformat(),
                                                           "previous_assignee_id": _str(lead.assignee_id)})
-        lead.status, lead.updated_at = "awaiting_assignment", now
+        lead.status, lead.updated_at, lead.team_id = "awaiting_assignment", now, rule.team_id
         lead.assignee_id, lead.claim_due_at = None, None  # an overdue rep loses it now, not at opening
         return Outcome("waiting_window", retry_at=opens, exclude=exclude, detail={"opens_at": opens.isoformat()})
     candidates = await load_candidates(session, rule.team_id, settings.default_capacity, lock=True)
@@ -117,6 +120,7 @@ async def _give(
     action: str, tz: ZoneInfo,
 ) -> None:
     previous = lead.assignee_id
+    await resolve_tickets(session, lead.id, now, "assigned")
     lead.assignee_id, lead.team_id, lead.rule_id = chosen.user_id, rule.team_id, rule.id
     lead.assignment_attempts = 0  # failed rounds count towards the ticket and the give-up only in a row
     lead.matched_at, lead.updated_at = now, now
@@ -148,6 +152,9 @@ async def _failed_round(
     """Nobody could take it: record why; after N rounds in a row a ticket for the manager; after the last, fail."""
     lead.assignment_attempts += 1
     lead.updated_at = now
+    lead.assignee_id, lead.claim_due_at = None, None  # nobody holds it (a deadline reassign that found no rule)
+    if rule is not None:
+        lead.team_id = rule.team_id  # its manager sees it, can hand it out or close it
     attempt = lead.assignment_attempts
     snapshot = {"attempt": attempt, "reason": reason, "rule": rule.name if rule else None, "candidates": skipped}
     if note:
@@ -168,6 +175,13 @@ def _str(value: Any) -> str | None:
     return str(value) if value is not None else None
 
 
+async def resolve_tickets(session: AsyncSession, lead_id: uuid.UUID, now: datetime, how: str) -> None:
+    """The lead found a holder or ended: its open ticket is done (a later failure opens a new one)."""
+    await session.execute(update(Ticket).where(Ticket.lead_id == lead_id, Ticket.status == "open")
+                          .values(status="resolved", snapshot=Ticket.snapshot.op("||")(
+                              func.jsonb_build_object("resolved_at", now.isoformat(), "resolution", how))))
+
+
 async def _has_open_ticket(session: AsyncSession, lead_id: uuid.UUID) -> bool:
     return await session.scalar(select(Ticket.id).where(Ticket.lead_id == lead_id, Ticket.status == "open")) is not None
 
@@ -177,16 +191,19 @@ async def _open_ticket(
 ) -> None:
     team = await session.get(Team, rule.team_id) if rule else None
     manager_id = team.manager_id if team else None
-    session.add(Ticket(lead_id=lead.id, team_id=team.id if team else None, manager_id=manager_id, status="open",
-                       snapshot=snapshot | {"lead": {"lead_id": lead.lead_number, "name": lead.name,
-                                                     "channel": lead.channel}}, created_at=now))
+    ticket = Ticket(lead_id=lead.id, team_id=team.id if team else None, manager_id=manager_id, status="open",
+                    snapshot=snapshot | {"lead": {"lead_id": lead.lead_number, "name": lead.name,
+                                                  "channel": lead.channel}}, created_at=now)
+    session.add(ticket)
+    await session.flush()
     # the ticket is done now; whether the manager was reached is the delivery job's audit entry ("notify")
     audit.record(session, lead_id=lead.id, action="ticket", result="success", at=now,
                  reason="ticket_opened" if manager_id else "ticket_opened_no_manager",
                  detail={"manager_id": str(manager_id) if manager_id else None})
     if manager_id is not None:
         await owe_notification(session, lead.id, manager_id, "assignment_failed", now,
-                               {"lead_id": lead.lead_number, "why": snapshot, "team_id": str(team.id)})
+                               {"lead_id": lead.lead_number, "why": snapshot, "team_id": str(team.id)},
+                               dedupe_key=f"ticket:{ticket.id}")  # each new ticket mentions them again
 
 
 async def owe_notification(
