@@ -79,6 +79,20 @@ async def test_paused_window_with_night_auto_claim_is_caught_by_the_lint(client,
     assert "auto_claim_while_paused" not in {w["code"] for w in aligned.json()["warnings"]}
 
 
+async def test_a_rule_with_an_unknown_time_zone_is_a_field_error_not_a_500(client, admin, app):
+    team = await make_team(app, reps=1, rule=False)
+    r = await client.post("/v1/assignment/rules", headers=admin, json={
+        "name": "北京", "team_id": str(team.id), "timezone": "Beijing"})
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["timezone"]
+    ok = await client.post("/v1/assignment/rules", headers=admin, json={
+        "name": "北京", "team_id": str(team.id), "timezone": "Asia/Shanghai"})
+    assert ok.status_code == 201
+    r = await client.patch(f"/v1/assignment/rules/{ok.json()['rule']['id']}", headers=admin,
+                           json={"timezone": "UTC+8"})
+    assert r.status_code == 422
+    assert (await client.get("/v1/config/lint", headers=admin)).status_code == 200  # nothing bad was saved
+
+
 async def test_lint_reports_capacity_zero_sources_without_rules_and_teams_nobody_can_serve(client, admin, app,
                                                                                            make_source):
     await make_source(key="web")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any, Literal, NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
@@ -43,6 +44,17 @@ class Window(BaseModel):
         return self
 
 
+def _known_zone(value: str | None) -> str | None:
+    """An IANA zone name as the rule is saved (a typo like "Beijing" used to surface as 500s later)."""
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai") from error
+    return value
+
+
 class RuleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -57,6 +69,11 @@ class RuleIn(BaseModel):
     claim_sla_minutes: int = Field(default=30, ge=1)
     priority: int = 100
     enabled: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return _known_zone(value)
 
 
 class RuleSaved(NamedTuple):
@@ -98,6 +115,11 @@ class RulePatch(BaseModel):
     claim_sla_minutes: int | None = Field(default=None, ge=1)
     priority: int | None = None
     enabled: bool | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return _known_zone(value)
 
 
 async def list_rules(session: AsyncSession) -> list[AssignmentRule]:
