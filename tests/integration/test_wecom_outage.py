@@ -250,3 +250,50 @@ async def test_a_lead_nobody_can_take_mentions_the_manager_in_the_team_group(cli
 
     [message] = await eventually(escalated, within=15)
     assert message["text"]["mentioned_list"] == ["manager"] and "no_claim_permission" in message["text"]["content"]
+
+
+async def test_a_push_retried_past_a_reassignment_reaches_only_the_new_rep(client, make_source, app, fake,
+                                                                          settings):
+    """The outage outlasts the claim SLA: rep0's "assigned to you" must not arrive after rep1 got the lead."""
+    from datetime import UTC, datetime
+
+    from app.db import unit_of_work
+    from app.domain.assignment.actions import reassign_overdue
+    from app.domain.clock import FrozenClock
+    from app.domain.notify.delivery import Channels, deliver_notification
+    from app.domain.outbox.models import OutboxMessage
+    from tests.people import drain
+
+    clock = FrozenClock(datetime.now(UTC))
+    channels = Channels(http=app.state.http, redis=app.state.redis, settings=settings)
+
+    async def deliver_due() -> list[str]:
+        async with unit_of_work(app.state.sessions) as session:
+            due = list(await session.scalars(select(OutboxMessage.id).where(
+                OutboxMessage.job == "deliver_notification", OutboxMessage.processed_at.is_(None),
+                OutboxMessage.not_before.is_(None) | (OutboxMessage.not_before <= clock.now()))))
+        results = []
+        for outbox_id in due:
+            async with unit_of_work(app.state.sessions) as session:
+                results.append(await deliver_notification(session, outbox_id, clock.now(), channels))
+        return results
+
+    await make_source(key="web")
+    team = await make_team(app, reps=2, rule={"claim_sla_minutes": 30},
+                           rep_overrides=[{"wecom_userid": "rep0"}, {"wecom_userid": "rep1"}])
+    fake.refuse_ip = True
+    await post(client, 0, 1)
+    await drain(app, settings, clock)
+    assert await deliver_due() == ["retry"]
+    clock.advance(minutes=31)
+    assert await reassign_overdue(app.state.sessions, clock.now(), settings) == 1
+    fake.refuse_ip = False
+    clock.advance(minutes=5)
+    # rep1: assigned; rep0: to-do overdue (sent) and the stale assignment (superseded); the manager has no WeCom id
+    assert sorted(await deliver_due()) == ["sent", "sent", "superseded", "undeliverable"]
+    assert [m["touser"] for m in fake.messages if "分配给你" in m["text"]["content"]] == ["rep1"]
+    async with unit_of_work(app.state.sessions) as session:
+        lead = await session.scalar(select(Lead))
+        superseded = await session.scalar(select(Notification).where(Notification.status == "superseded"))
+    assert lead.assignee_id == team.reps[1].id and superseded.user_id == team.reps[0].id
+    assert lead.pushed_at >= lead.matched_at  # match→push is rep1's, not negative

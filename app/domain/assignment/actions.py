@@ -93,8 +93,9 @@ async def transfer_lead(
     rule = await session.get(AssignmentRule, lead.rule_id) if lead.rule_id else None
     lead.assignee_id, lead.status, lead.claimed_at, lead.updated_at = to_user_id, "assigned", None, now
     lead.claim_due_at = now + timedelta(minutes=rule.claim_sla_minutes if rule else 30)
+    lead.matched_at, lead.pushed_at = now, None  # match→push is timed per assignee
     if handing_out:
-        lead.assignment_attempts, lead.matched_at = 0, now
+        lead.assignment_attempts = 0
         await resolve_tickets(session, lead.id, now, "handed_out")
     audit.record(session, lead_id=lead.id, action="transfer", result="success", at=now, actor=str(principal.user_id),
                  detail={"from_user_id": str(previous), "to_user_id": str(to_user_id)})

@@ -123,7 +123,7 @@ async def _give(
     await resolve_tickets(session, lead.id, now, "assigned")
     lead.assignee_id, lead.team_id, lead.rule_id = chosen.user_id, rule.team_id, rule.id
     lead.assignment_attempts = 0  # failed rounds count towards the ticket and the give-up only in a row
-    lead.matched_at, lead.updated_at = now, now
+    lead.matched_at, lead.updated_at, lead.pushed_at = now, now, None  # match→push is timed per assignee
     observe_stage("trigger_to_match", lead.triggered_at, now)
     auto_claim = rule.auto_claim and is_open(rule.auto_claim_window, tz, now)
     if auto_claim:

@@ -65,6 +65,7 @@ class Notification(Base):
     kind: Mapped[str] = mapped_column(String(40))  # lead_assigned, assignment_failed, todo_overdue, …
     dedupe_key: Mapped[str] = mapped_column(String(100), default="")
     # pending → sent | suppressed (preference) | undeliverable (no address/channel) | failed (gave up)
+    # | superseded (a lead_assigned retried past a reassignment: the lead is someone else's now)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")

@@ -126,6 +126,11 @@ async def deliver_notification(
     assert user is not None
     if not wants(notification.kind, user.notify_kinds):
         return _settle(session, notification, lead, now, "suppressed", "skipped", "preference")
+    if notification.kind == "lead_assigned" and lead is not None and not _still_theirs(lead, notification.user_id):
+        # Retried past a reassignment (a WeCom outage longer than the claim SLA): the lead is someone else's
+        # now, and "assigned to you, claim by …" would send this rep after a lead they can no longer take.
+        return _settle(session, notification, lead, now, "superseded", "skipped", "no_longer_assignee",
+                       detail={"lead_status": lead.status, "assignee_id": str(lead.assignee_id)})
     try:
         sent = await _send(session, channels, notification, user, lead)
     except DeliveryError as error:
@@ -137,6 +142,10 @@ async def deliver_notification(
     if lead is not None and notification.kind == "lead_assigned" and lead.pushed_at is None:
         lead.pushed_at = now
     return _settle(session, notification, lead, now, "sent", "success", "send_to_wx_success", detail=sent)
+
+
+def _still_theirs(lead: Lead, user_id: uuid.UUID) -> bool:
+    return lead.assignee_id == user_id and lead.status in ("assigned", "claimed")
 
 
 async def _send(session: AsyncSession, channels: Channels, notification: Notification, user: User,
