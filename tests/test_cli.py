@@ -86,6 +86,21 @@ async def test_import_csv_and_xlsx_with_a_report_of_rejected_rows(tmp_path, make
         assert (await conn.execute(select(func.count()).select_from(Lead))).scalar_one() == 3
 
 
+async def test_importing_into_a_browser_source_ignores_its_honeypot_field(tmp_path, make_source, settings, db):
+    """A CRM export has a website column; only bots fill the hidden one in a form."""
+    from sqlalchemy import func, select
+
+    from app.domain.leads.models import Lead
+
+    await make_source(key="h5", kind="wechat_h5", auth={"mode": "browser", "allowed_origins": ["*"]})
+    csv_file = tmp_path / "crm.csv"
+    csv_file.write_text("name,phone,website\n张三,13800138000,https://zhangsan.example.cn\n", encoding="utf-8")
+    code, out = await leadflow(settings, "import", str(csv_file), "--source", "h5")
+    assert code == 0 and "accepted 1" in out
+    async with db.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(Lead))).scalar_one() == 1  # was spam
+
+
 async def test_doctor_checks_the_allowlist_with_wecom(settings, fake, db):
     wecom = {"LEADFLOW_WECOM_BASE_URL": fake.base_url, "LEADFLOW_WECOM_CORP_ID": fake.corp_id,
              "LEADFLOW_WECOM_SECRET": fake.secret, "LEADFLOW_WECOM_AGENT_ID": str(fake.agent_id),

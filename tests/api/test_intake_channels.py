@@ -52,6 +52,17 @@ async def test_douyin_clue_id_makes_the_push_idempotent(client, make_source, db)
     assert retried.json()["lead_id"] == first.json()["lead_id"] and await leads(db) == 1
 
 
+async def test_an_idempotency_key_cannot_take_or_override_a_douyin_clue_id(client, make_source, db):
+    await make_source(key="dy-key", kind="douyin")
+    squatter = await client.post("/v1/intake/dy-key", json={"name": "x", "telphone": "13712345679"},
+                                 headers={"Idempotency-Key": f"native:{DOUYIN_PUSH['id']}"})
+    assert squatter.status_code == 400 and squatter.json()["code"] == "idempotency_key_reserved"
+    first = await client.post("/v1/intake/dy-key", json=DOUYIN_PUSH)
+    replayed = await client.post("/v1/intake/dy-key", json=DOUYIN_PUSH, headers={"Idempotency-Key": "fresh-1"})
+    assert first.json()["status"] == "accepted" and replayed.json()["status"] == "duplicate"  # the clue id decides
+    assert replayed.json()["lead_id"] == first.json()["lead_id"] and await leads(db) == 1
+
+
 async def test_douyin_telephone_spelling_is_accepted_too(client, make_source, db):
     await make_source(key="dy-tel", kind="douyin")
     push = {k: v for k, v in DOUYIN_PUSH.items() if k != "telphone"} | {"telephone": "13812345678"}

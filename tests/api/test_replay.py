@@ -79,3 +79,16 @@ async def test_replaying_a_honeypot_body_says_spam_not_accepted(client, make_sou
     assert r.status_code == 409 and r.json()["code"] == "honeypot_filled"
     original = (await client.get(f"/v1/submissions/{limited.json()['submission_id']}", headers=admin)).json()
     assert original["replayed_by"] == r.json()["submission_id"]
+
+
+async def test_a_rejected_submission_with_a_long_idempotency_key_can_be_replayed(client, make_source, admin, db):
+    await make_source(key="long-key")
+    key = "k" * 250  # kept as its first 200 characters, on the way in and on replay alike
+    body = {"name": "周", "联系电话": "13812345678"}
+    r = await client.post("/v1/intake/long-key", json=body, headers={"Idempotency-Key": key})
+    assert r.status_code == 422
+    await client.patch("/v1/sources/long-key", headers=admin, json={"field_mapping": {"联系电话": "phone"}})
+    replayed = await client.post(f"/v1/submissions/{r.json()['submission_id']}/replay", headers=admin)
+    assert replayed.status_code == 201 and replayed.json()["status"] == "accepted"
+    retried = await client.post("/v1/intake/long-key", json=body, headers={"Idempotency-Key": key})
+    assert retried.json()["status"] == "duplicate" and retried.json()["lead_id"] == replayed.json()["lead_id"]

@@ -51,7 +51,8 @@ async def import_row(ctx: IntakeContext, source: Source, path: Path, fingerprint
         id=new_id(), source_id=source.id, received_at=ctx.clock.now(), content_type="application/json",
         raw_body=body, body_truncated=False, body_sha256=hashlib.sha256(body).hexdigest(),
         headers={"x-import-file": path.name[:200], "x-import-row": str(number)}, remote_addr=None)
-    return await accept_payload(ctx, source, draft, _jsonable(row), f"import:{fingerprint}:{number}")
+    return await accept_payload(ctx, source, draft, _jsonable(row), f"import:{fingerprint}:{number}",
+                                from_browser=False)
 
 
 def iter_failures(results: list[tuple[int, dict[str, Any], IntakeResult | DomainError]]) -> Iterator[dict[str, Any]]:

@@ -29,8 +29,17 @@ class IncomingRequest:
 
     @property
     def idempotency_key(self) -> str | None:
-        value = self.headers.get("idempotency-key", "").strip()
-        return value[:200] or None
+        return idempotency_key_from(self.headers)
+
+
+# Keys leadflow makes itself: a client's Idempotency-Key may not take one (it would claim a Douyin clue id).
+RESERVED_KEY_PREFIXES = ("native:", "import:")
+
+
+def idempotency_key_from(headers: dict[str, str]) -> str | None:
+    """The client's Idempotency-Key as stored: trimmed, at most 200 characters (live intake and replays)."""
+    value = (headers.get("idempotency-key") or "").strip()
+    return value[:200] or None
 
 
 @dataclass

@@ -29,7 +29,7 @@ from app.domain.intake.acceptance import Acceptor, accept_in_database, draw_lead
 from app.domain.intake.mapping import DEFAULT_NATIVE_ID_FIELDS, map_submission
 from app.domain.intake.models import Submission
 from app.domain.intake.parsing import BodyError, parse_body
-from app.domain.intake.schemas import IncomingRequest, IntakeResult, SubmissionDraft
+from app.domain.intake.schemas import RESERVED_KEY_PREFIXES, IncomingRequest, IntakeResult, SubmissionDraft
 from app.domain.intake.source_auth import check_origin, take_rate_limit_slot, verify_signature
 from app.domain.sources.cache import SourceCache
 from app.domain.sources.models import Source
@@ -111,12 +111,18 @@ async def _store_unexpected(ctx: IntakeContext, draft: SubmissionDraft, error: E
 
 async def accept_payload(
     ctx: IntakeContext, source: Source, draft: SubmissionDraft, payload: dict[str, Any], header_key: str | None,
-    *, signature: str | None = None,
+    *, signature: str | None = None, from_browser: bool = True,
 ) -> IntakeResult:
-    """The part of intake a replay repeats: honeypot, mapping and validation, then the database decides."""
-    honeypot = source.auth_settings.get("honeypot_field") if source.auth_mode == "browser" else None
+    """The part of intake a replay repeats: honeypot, mapping and validation, then the database decides.
+
+    The channel's own submission id (a Douyin clue id) is the idempotency key when there is one, whatever
+    Idempotency-Key says; imports (`from_browser=False`) skip the honeypot, a column that only bots fill in
+    a form but that a CRM export may well have.
+    """
+    honeypot = source.auth_settings.get("honeypot_field") if source.auth_mode == "browser" and from_browser \
+        else None
     native_field, native_id = _native_id(source, payload)
-    draft.idempotency_key = header_key or (f"native:{native_id}" if native_id else None)
+    draft.idempotency_key = f"native:{native_id}" if native_id else header_key
     if honeypot and str(payload.get(honeypot) or "").strip():
         return await _store_spam(ctx, source, draft, honeypot)
     mapped = map_submission(payload, kind=source.kind, field_mapping=source.field_mapping, options=source.options,
@@ -127,7 +133,7 @@ async def accept_payload(
     now = draft.received_at
     decided = await accept_in_database(
         ctx.acceptor, source=source, draft=draft, mapped=mapped, signature=signature,
-        key_is_native=header_key is None and native_id is not None,
+        key_is_native=native_id is not None,
         merge_since=now - timedelta(days=ctx.settings.duplicate_window_days),
         number_prefix=lead_number_prefix(ctx.settings.lead_id_prefix, now, ctx.settings.tz))
     if decided.outcome == "rejected":
@@ -167,6 +173,9 @@ def _refusal(
     """
     if request.body_truncated:
         return PayloadTooLarge(f"body exceeds {ctx.settings.max_body_bytes} bytes"), None
+    if (request.idempotency_key or "").startswith(RESERVED_KEY_PREFIXES):
+        return MalformedBody(f"Idempotency-Key may not start with {' or '.join(RESERVED_KEY_PREFIXES)}",
+                             extra={"code": "idempotency_key_reserved"}), None
     if not source.enabled:
         return Forbidden(f"source {source.key!r} is disabled", extra={"code": "source_disabled"}), None
     settings = source.auth_settings

@@ -13,7 +13,7 @@ from app.db import new_id, unit_of_work
 from app.domain.errors import Conflict, DomainError, MalformedBody, NotFound
 from app.domain.intake.models import Submission
 from app.domain.intake.parsing import BodyError, parse_body
-from app.domain.intake.schemas import IntakeResult, SubmissionDraft
+from app.domain.intake.schemas import IntakeResult, SubmissionDraft, idempotency_key_from
 from app.domain.intake.service import IntakeContext, accept_payload, store_rejection
 from app.domain.sources.models import Source
 from app.domain.sources.service import get_source
@@ -70,7 +70,7 @@ async def replay_submission(ctx: IntakeContext, submission_id: uuid.UUID) -> Int
     except BodyError as error:
         await _store_failed_replay(ctx, draft, MalformedBody(error.message, extra={"code": error.code}), [])
     try:
-        return await accept_payload(ctx, source, draft, payload, original.headers.get("idempotency-key"))
+        return await accept_payload(ctx, source, draft, payload, idempotency_key_from(original.headers))
     except DomainError as error:
         error.extra.setdefault("replay_of", str(submission_id))
         raise
