@@ -36,6 +36,7 @@ class FakeWeCom:
     secret: str = "wecom-secret"
     agent_id: int = 1000002
     users: set[str] = field(default_factory=lambda: {"rep0", "rep1", "rep2", "manager"})
+    unlicensed: set[str] = field(default_factory=set)  # members without 接口许可: listed, not delivered
     robot_keys: set[str] = field(default_factory=lambda: {"robot-key"})
     refuse_ip: bool = False
     http_403: bool = False
@@ -105,14 +106,16 @@ class FakeWeCom:
         # enable_duplicate_check: the same message to the same people within the interval is not sent again
         fingerprint = json.dumps([body.get("touser"), msgtype, body.get(msgtype)], sort_keys=True, ensure_ascii=False)
         now = time.time()
+        unlicensed = [u for u in wanted if u in self.unlicensed]
         if body.get("enable_duplicate_check") and now - self.recent.get(fingerprint, -1e12) < body.get(
                 "duplicate_check_interval", 1800):
             self.duplicates_dropped += 1
         else:
             self.recent[fingerprint] = now
-            self.messages.append(body)
+            if any(u not in invalid and u not in unlicensed for u in wanted):  # someone can read it
+                self.messages.append(body)
         return JSONResponse({"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid), "invalidparty": "",
-                             "invalidtag": "", "unlicenseduser": "", "msgid": secrets.token_hex(8),
+                             "invalidtag": "", "unlicenseduser": "|".join(unlicensed), "msgid": secrets.token_hex(8),
                              "response_code": "", "_bytes": len(content)})
 
     async def _agent(self, request: Request):

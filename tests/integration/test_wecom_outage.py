@@ -260,23 +260,12 @@ async def test_a_push_retried_past_a_reassignment_reaches_only_the_new_rep(clien
     from app.db import unit_of_work
     from app.domain.assignment.actions import reassign_overdue
     from app.domain.clock import FrozenClock
-    from app.domain.notify.delivery import Channels, deliver_notification
-    from app.domain.outbox.models import OutboxMessage
     from tests.people import drain
 
     clock = FrozenClock(datetime.now(UTC))
-    channels = Channels(http=app.state.http, redis=app.state.redis, settings=settings)
 
     async def deliver_due() -> list[str]:
-        async with unit_of_work(app.state.sessions) as session:
-            due = list(await session.scalars(select(OutboxMessage.id).where(
-                OutboxMessage.job == "deliver_notification", OutboxMessage.processed_at.is_(None),
-                OutboxMessage.not_before.is_(None) | (OutboxMessage.not_before <= clock.now()))))
-        results = []
-        for outbox_id in due:
-            async with unit_of_work(app.state.sessions) as session:
-                results.append(await deliver_notification(session, outbox_id, clock.now(), channels))
-        return results
+        return await deliver_due_notifications(app, settings, clock.now())
 
     await make_source(key="web")
     team = await make_team(app, reps=2, rule={"claim_sla_minutes": 30},
@@ -297,3 +286,47 @@ async def test_a_push_retried_past_a_reassignment_reaches_only_the_new_rep(clien
         superseded = await session.scalar(select(Notification).where(Notification.status == "superseded"))
     assert lead.assignee_id == team.reps[1].id and superseded.user_id == team.reps[0].id
     assert lead.pushed_at >= lead.matched_at  # match→push is rep1's, not negative
+
+
+async def deliver_due_notifications(app, settings, now) -> list[str]:
+    """Run every due deliver_notification row once, as the worker would; their results."""
+    from app.db import unit_of_work
+    from app.domain.notify.delivery import Channels, deliver_notification
+    from app.domain.outbox.models import OutboxMessage
+
+    channels = Channels(http=app.state.http, redis=app.state.redis, settings=settings)
+    async with unit_of_work(app.state.sessions) as session:
+        due = list(await session.scalars(select(OutboxMessage.id).where(
+            OutboxMessage.job == "deliver_notification", OutboxMessage.processed_at.is_(None),
+            OutboxMessage.not_before.is_(None) | (OutboxMessage.not_before <= now))))
+    results = []
+    for outbox_id in due:
+        async with unit_of_work(app.state.sessions) as session:
+            results.append(await deliver_notification(session, outbox_id, now, channels))
+    return results
+
+
+async def test_a_push_wecom_accepts_but_the_rep_cannot_read_is_a_failure_that_names_them(
+        client, make_source, app, fake, settings, admin):
+    """errcode 0 with the recipient under unlicenseduser: nobody got it, so it is not send_to_wx_success."""
+    from datetime import UTC, datetime
+
+    from app.db import unit_of_work
+    from app.domain.clock import SystemClock
+    from tests.people import drain
+
+    await make_source(key="web")
+    team = await make_team(app, reps=1, rep_overrides=[{"wecom_userid": "rep0"}])
+    fake.unlicensed = {"rep0"}
+    await post(client, 0, 1)
+    await drain(app, settings, SystemClock())
+    assert await deliver_due_notifications(app, settings, datetime.now(UTC)) == ["failed"]  # not worth retrying
+    assert fake.messages == []
+    async with unit_of_work(app.state.sessions) as session:
+        lead = await session.scalar(select(Lead))
+        notification = await session.scalar(select(Notification))
+        pushes = await session.scalar(select(AuditEntry).where(AuditEntry.reason == "send_to_wx_success"))
+    assert lead.pushed_at is None and pushes is None and notification.error_kind == "recipients_invalid"
+    [alert] = (await client.get("/v1/alerts?status=firing", headers=admin)).json()
+    assert alert["key"] == f"wecom:recipients_invalid:{team.reps[0].id}"
+    assert "rep0" in alert["message"] and "unlicenseduser" in alert["message"]

@@ -138,10 +138,16 @@ async def deliver_notification(
     if sent is None:
         return _settle(session, notification, lead, now, "undeliverable", "skipped", "no_channel_or_address")
     notification.sent_at = now
-    await resolve_alert(session, "wecom:ip_not_allowed", now, "a push went through again")
+    if sent["channel"] == "wecom_app":  # a group robot is not subject to the app's trusted IPs: proves nothing
+        await resolve_alert(session, "wecom:ip_not_allowed", now, "an app message went through again")
+        await resolve_alert(session, _recipient_alert_key(notification.user_id), now, "reached again")
     if lead is not None and notification.kind == "lead_assigned" and lead.pushed_at is None:
         lead.pushed_at = now
     return _settle(session, notification, lead, now, "sent", "success", "send_to_wx_success", detail=sent)
+
+
+def _recipient_alert_key(user_id: uuid.UUID) -> str:
+    return f"wecom:recipients_invalid:{user_id}"
 
 
 def _still_theirs(lead: Lead, user_id: uuid.UUID) -> bool:
@@ -162,8 +168,13 @@ async def _send(session: AsyncSession, channels: Channels, notification: Notific
     if app is None or not user.wecom_userid:
         return None
     answer = await app.send([user.wecom_userid], "text", {"content": text})
-    return {"channel": "wecom_app", "msgid": answer.get("msgid"), "invaliduser": answer.get("invaliduser") or None,
-            "config_version": config.get("version")}
+    for field, what in (("invaliduser", "is not a member the app can reach"),
+                        ("unlicenseduser", "has no WeCom licence (接口许可)")):
+        if user.wecom_userid in (answer.get(field) or "").split("|"):
+            # errcode 0, yet nobody got it: WeCom names the recipient instead of failing the call
+            raise DeliveryError("wecom", "recipients_invalid", 81013,
+                                f"{user.name}'s WeCom id {user.wecom_userid!r} {what} ({field})")
+    return {"channel": "wecom_app", "msgid": answer.get("msgid"), "config_version": config.get("version")}
 
 
 def _settle(session: AsyncSession, notification: Notification, lead: Lead | None, now: datetime, status: str,
@@ -184,7 +195,9 @@ async def _failed(session: AsyncSession, notification: Notification, lead: Lead 
         detail |= {"ip": error.ip, "fix": explain_ip_block(error, await egress_list(session, settings))}
         log.error("integration_ip_not_allowed", channel=error.channel, ip=error.ip, fix=detail["fix"])
     if not error.is_retryable or error.kind == "ip_not_allowed":  # needs a person: say so on the first failure
-        await raise_alert(session, f"{error.channel}:{error.kind}", detail.get("fix") or str(error), now,
+        key = _recipient_alert_key(notification.user_id) if error.kind == "recipients_invalid" \
+            else f"{error.channel}:{error.kind}"  # one alert per unreachable person, not one for all of them
+        await raise_alert(session, key, detail.get("fix") or str(error), now,
                           timedelta(seconds=settings.alert_cooldown_seconds), severity="critical",
                           detail={"errcode": error.errcode, "ip": error.ip})
     audit.record(session, lead_id=lead.id if lead else None, action="notify", result="failed", at=now,
