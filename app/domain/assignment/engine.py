@@ -75,7 +75,7 @@ async def load_candidates(
 
 async def assign_lead(
     session: AsyncSession, lead_id: uuid.UUID, now: datetime, settings: Settings,
-    exclude: frozenset[uuid.UUID] = frozenset(), action: str = "assign",
+    exclude: frozenset[uuid.UUID] = frozenset(), action: str = "assign", already_waiting: bool = False,
 ) -> Outcome:
     """One assignment round for one lead, inside the caller's transaction. Never reports "assigning".
 
@@ -97,7 +97,7 @@ async def assign_lead(
     except (ValueError, KeyError) as error:  # a rule we cannot read must fail loudly, not crash the job
         return await _failed_round(session, lead, rule, now, settings, "bad_rule", [], note=str(error))
     if not window_open:
-        if lead.status in ("new", "assigned"):
+        if not already_waiting:  # once per wait (a returned lead too), not again on each recheck
             audit.record(session, lead_id=lead.id, action=action, result="skipped", at=now,
                          reason="outside_window", detail={"rule": rule.name, "opens_at": opens.isoformat(),
                                                           "previous_assignee_id": _str(lead.assignee_id)})

@@ -34,7 +34,8 @@ async def handle_assignment_request(
         return "no_lead"
     exclude = frozenset(uuid.UUID(u) for u in row.payload.get("exclude", []))
     outcome = await assign_lead(session, row.lead_id, now, settings, exclude=exclude,
-                                action="reassign" if exclude else "assign")
+                                action="reassign" if exclude else "assign",
+                                already_waiting=row.payload.get("waits_for") == "window")
     ASSIGNMENT_ROUNDS.labels(outcome.result).inc()
     schedule_next_round(session, row.lead_id, outcome, now)
     return outcome.result

@@ -227,6 +227,22 @@ async def test_a_rule_change_that_keeps_the_window_closed_leaves_leads_waiting_q
     assert {lead.status for lead in await leads(app)} == {"assigned"}
 
 
+async def test_a_lead_returned_after_hours_says_in_its_audit_that_it_waits(app, client, make_source, settings, clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=2, rule={"window": WORKDAYS_9_TO_18})
+    [number] = await post_leads(client, 1)
+    await drain(app, settings, clock)  # Wednesday 10:00: given to rep0
+    clock.at = FRIDAY_20
+    r = await client.post(f"/v1/leads/{number}/return", json={"reason": "下班了"},
+                          headers={"Authorization": f"Bearer {team.tokens['rep0']}"})
+    assert r.status_code == 200
+    await drain(app, settings, clock)
+    [lead] = await leads(app)
+    waits = [e for e in await audit(app, lead.id, "reassign") if e.reason == "outside_window"]
+    assert lead.status == "awaiting_assignment" and len(waits) == 1  # it used to say nothing until Monday
+    assert waits[0].detail["opens_at"] == "2026-11-30T01:00:00+00:00"
+
+
 async def test_customer_asking_again_revives_a_failed_lead(app, client, make_source, settings, clock):
     await make_source(key="web")
     await make_team(app, reps=1, rep_role="viewer")
