@@ -232,6 +232,29 @@ async def test_staged_config_changes_probe_each_step_and_roll_back(client, admin
     assert ("integration_promote", "failed") in actions and actions[-1] == ("integration_rollback", "success")
 
 
+async def test_the_probe_checks_the_full_version_and_the_canary_each_on_its_own_brief(client, admin, db, app, fake):
+    from sqlalchemy import text
+
+    base = {"corp_id": fake.corp_id, "agent_id": fake.agent_id, "base_url": fake.base_url, "secret": fake.secret}
+    for version, stages in ((1, ("canary", "full")), (2, ("canary",))):
+        await client.post("/v1/integrations/wecom_app/versions", headers=admin, json=base)
+        for _ in stages:
+            await client.post(f"/v1/integrations/wecom_app/versions/{version}/promote", headers=admin)
+    async with db.begin() as conn:  # the canary's secret is revoked after it was promoted
+        await conn.execute(text("UPDATE integration_configs SET config = config || '{\"secret\": \"revoked\"}' "
+                                "WHERE version = 2"))
+    for _ in range(4):  # the same answer every time, not a coin toss between the two versions
+        briefs = {b["channel"]: b["ok"] for b in
+                  (await client.post("/v1/health/integrations/probe", headers=admin)).json()}
+        assert briefs == {"wecom_app": True, "wecom_app:canary": False}
+    assert [a["key"] for a in (await client.get("/v1/alerts?status=firing", headers=admin)).json()] == [
+        "probe:wecom_app:canary"]
+    await client.post("/v1/integrations/wecom_app/rollback", headers=admin)  # the canary is withdrawn
+    briefs = (await client.post("/v1/health/integrations/probe", headers=admin)).json()
+    assert [b["channel"] for b in briefs] == ["wecom_app"]
+    assert (await client.get("/v1/alerts?status=firing", headers=admin)).json() == []
+
+
 async def test_a_lead_nobody_can_take_mentions_the_manager_in_the_team_group(client, make_source, db, app, worker,
                                                                              fake):
     from sqlalchemy import update

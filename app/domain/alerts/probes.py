@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.alerts.models import IntegrationHealth
 from app.domain.alerts.service import raise_alert, resolve_alert
+from app.domain.notify.configs import live_configs
 from app.domain.notify.delivery import Channels, egress_list
 from app.domain.notify.errors import DeliveryError, explain_ip_block
 
@@ -24,10 +25,26 @@ async def run_probes(session: AsyncSession, channels: Channels, now: datetime, *
     if not force and last is not None and last > now - timedelta(seconds=settings.probe_interval_seconds * 0.9):
         return []
     results = []
-    app, _config = await channels.live_wecom_app(session)
+    full, canary = await live_configs(session, "wecom_app")
+    # Each live version on its own brief: picking one at random (as deliveries do) made the brief and its
+    # alert flip whenever only the canary was broken.
+    app = channels.wecom_app(full.config if full is not None else None)
     if app is not None:
         results.append(await _probe(session, "wecom_app", app.probe, now, settings))
+    if canary is not None:
+        results.append(await _probe(session, "wecom_app:canary", channels.wecom_app(canary.config).probe, now,
+                                    settings))
+    else:
+        await _forget(session, "wecom_app:canary", now)
     return results
+
+
+async def _forget(session: AsyncSession, channel: str, now: datetime) -> None:
+    """A channel no longer live (the canary was promoted or rolled back): no brief, no alert left firing."""
+    brief = await session.get(IntegrationHealth, channel)
+    if brief is not None:
+        await session.delete(brief)
+        await resolve_alert(session, f"probe:{channel}", now, "no longer live")
 
 
 async def _probe(session: AsyncSession, channel: str, call, now: datetime, settings) -> dict[str, Any]:
