@@ -19,6 +19,7 @@ from app.api.problems import problem_responses
 from app.domain.assignment.lint import lint_configuration
 from app.domain.clock import Clock
 from app.domain.notify.preferences import KNOWN_KINDS
+from app.domain.patching import not_null
 from app.domain.people import service
 from app.domain.people.models import PERMISSIONS
 from app.domain.people.service import Principal
@@ -68,6 +69,8 @@ class UserPatch(BaseModel):
     role_id: uuid.UUID | None = None
     wecom_userid: str | None = None
     notify_kinds: list[NotifyKind] | None = None
+
+    _not_null = not_null("on_duty", "is_active", "role_id")
 
 
 class UserOut(BaseModel):
@@ -215,6 +218,8 @@ class MemberPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     on_duty: bool | None = Field(default=None, description="false: skipped by assignment (off_duty) until true")
     capacity: int | None = Field(default=None, ge=0, description="Max pending leads; null = the default")
+
+    _not_null = not_null("on_duty")
 
 
 @members.get("/v1/teams/{team_id}/members", response_model=list[MemberOut],

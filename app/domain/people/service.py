@@ -100,6 +100,12 @@ async def create_team(
 async def set_members(session: AsyncSession, team_id: uuid.UUID, primary: list[uuid.UUID],
                       backup: list[uuid.UUID]) -> None:
     """Replace the team's membership: primary members first in line, backups when all primaries are full."""
+    if await session.get(Team, team_id) is None:
+        raise NotFound(f"no team {team_id}")
+    for name, ids in (("primary", primary), ("backup", backup)):
+        if len(set(ids)) != len(ids):
+            raise InvalidInput("a member is listed twice", [FieldError(name, "duplicate_member",
+                                                                       "each user at most once")])
     both = set(primary) & set(backup)
     if both:
         raise InvalidInput("a member cannot be primary and backup",

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from app.domain.patching import not_null
+
 SourceKind = Literal["wechat_h5", "douyin", "qr_offline", "generic"]
 AuthMode = Literal["none", "hmac", "browser"]
 HmacScheme = Literal["leadflow", "ocean_engine"]
@@ -71,6 +73,8 @@ class SourcePatch(BaseModel):
     native_id_field: str | None = None
     auth: SourceAuth | None = None
     description: str | None = None
+
+    _not_null = not_null("name", "enabled", "field_mapping", "options", "auth")
 
 
 class SourceAuthOut(BaseModel):
