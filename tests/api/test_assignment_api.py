@@ -350,3 +350,42 @@ async def test_a_lead_nobody_could_take_is_seen_and_handed_out_by_the_teams_mana
     async with unit_of_work(app.state.sessions) as session:
         tickets = {t.status for t in await session.scalars(select(Ticket))}
     assert tickets == {"resolved"}  # both tickets done; a later failure opens (and mentions) a new one
+
+
+async def test_explicit_nulls_and_bad_team_lists_are_field_errors_not_500s(client, admin, app, make_source):
+    await make_source(key="web")
+    team = await make_team(app, reps=1)
+    rep = team.reps[0].id
+    answers = [
+        await client.patch("/v1/sources/web", headers=admin, json={"name": None}),
+        await client.patch(f"/v1/users/{rep}", headers=admin, json={"on_duty": None}),
+        await client.patch(f"/v1/teams/{team.id}/members/{rep}", headers=bearer(team.tokens["manager"]),
+                           json={"on_duty": None}),
+        await client.post("/v1/teams", headers=admin, json={"name": "重复", "primary": [str(rep), str(rep)]}),
+    ]
+    assert [(r.status_code, r.json()["errors"][0]["field"]) for r in answers] == [
+        (422, "name"), (422, "on_duty"), (422, "on_duty"), (422, "primary")]
+    unknown = await client.put("/v1/teams/00000000-0000-7000-8000-000000000000/members", headers=admin,
+                               json={"primary": [str(rep)]})
+    assert unknown.status_code == 404
+    cleared = await client.patch(f"/v1/teams/{team.id}/members/{rep}", headers=bearer(team.tokens["manager"]),
+                                 json={"capacity": None})  # null is a value here: back to the default
+    assert cleared.status_code == 200 and cleared.json()["user"]["capacity"] is None
+
+
+async def test_a_managers_hand_out_is_not_undone_by_a_retry_queued_before_it(client, app, make_source, settings,
+                                                                             clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=2, rule={"claim_sla_minutes": 30}, rep_overrides=[{}, {"on_duty": False}])
+    [number] = await post_leads(client, 1)
+    await drain(app, settings, clock)  # rep0 has it, and lets the deadline pass
+    clock.advance(minutes=31)
+    assert await reassign_overdue(app.state.sessions, clock.now(), settings) == 1  # nobody else: a retry queued
+    given = await client.post(f"/v1/leads/{number}/transfer", headers=bearer(team.tokens["manager"]),
+                              json={"to_user_id": str(team.reps[0].id)})  # the manager: rep0 is back, take it
+    assert given.status_code == 200
+    clock.advance(seconds=settings.assignment_retry_seconds)
+    await drain(app, settings, clock)  # the queued retry (excluding rep0) runs
+    async with unit_of_work(app.state.sessions) as session:
+        lead = await session.scalar(select(Lead))
+    assert (lead.status, lead.assignee_id) == ("assigned", team.reps[0].id)

@@ -28,7 +28,7 @@ async def send_alert(session: AsyncSession, outbox_id: uuid.UUID, now: datetime,
     alert = await session.get(Alert, uuid.UUID(row.payload["alert_id"]))
     if alert is None:
         return "no_alert"
-    if row.payload["state"] == "firing" and alert.status != "firing":
+    if row.payload["state"] == "firing" and alert.status != "firing" and row.payload.get("attempt"):
         return "superseded"  # resolved while this waited for a retry: the group must not read it as live
     text = alert_text(alert, row.payload["state"])
     targets = {type(n).__name__: n for n in ops_notifiers(channels.settings, channels.http)}

@@ -168,7 +168,7 @@ async def reassign_overdue(
                 continue  # claimed, moved or being handled meanwhile
             lapsed, due, team_id = lead.assignee_id, lead.claim_due_at, lead.team_id
             outcome = await assign_lead(session, lead_id, now, settings, exclude=frozenset({lapsed}),
-                                        action="reassign")
+                                        action="reassign", take_back=True)
             schedule_next_round(session, lead_id, outcome, now)
             await _owe_todo_overdue(session, lead, lapsed, due, team_id, outcome, now)
             moved += 1

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,6 +38,10 @@ class Outcome:
     exclude: frozenset[uuid.UUID] = frozenset()  # carried into the next round (returned / overdue rep)
     assignee_id: uuid.UUID | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+RULES_SHARED_LOCK = text("SELECT pg_advisory_xact_lock_shared(hashtextextended('leadflow:assignment_rules', 0))")
+RULES_EXCLUSIVE_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('leadflow:assignment_rules', 0))")
 
 
 async def find_rule(session: AsyncSession, source_id: uuid.UUID) -> AssignmentRule | None:
@@ -76,17 +80,21 @@ async def load_candidates(
 async def assign_lead(
     session: AsyncSession, lead_id: uuid.UUID, now: datetime, settings: Settings,
     exclude: frozenset[uuid.UUID] = frozenset(), action: str = "assign", already_waiting: bool = False,
+    take_back: bool = False,
 ) -> Outcome:
     """One assignment round for one lead, inside the caller's transaction. Never reports "assigning".
 
     `exclude`/`action` serve reassignment: the previous assignee is skipped and the audit says "reassign".
     """
     lead = await session.get(Lead, lead_id, with_for_update=True)
-    # An assigned lead is taken away only from a rep this round is about (an overdue claim); a round queued
-    # before a manager handed the lead out by hand leaves it alone.
-    taking_back = lead is not None and lead.status == "assigned" and lead.assignee_id in exclude
+    # An assigned lead is taken away only by the claim-deadline sweep (`take_back`, its rep excluded); a queued
+    # round (a retry, a wait) finding it assigned, e.g. handed out by a manager meanwhile, leaves it alone.
+    taking_back = take_back and lead is not None and lead.status == "assigned" and lead.assignee_id in exclude
     if lead is None or (lead.status not in ASSIGNABLE_STATUSES and not taking_back):
         return Outcome("not_assignable", detail={"status": lead.status if lead else None})
+    # Shared with other rounds, exclusive with a rule change (rules.py): a round never decides on a rule an
+    # edit is replacing, so the edit's recheck of waiting leads sees every wait decided on the old rule.
+    await session.execute(RULES_SHARED_LOCK)
     rule = await find_rule(session, lead.source_id)
     if rule is None:
         return await _failed_round(session, lead, None, now, settings, "no_rule", [])

@@ -10,11 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.assignment.engine import RULES_EXCLUSIVE_LOCK
 from app.domain.assignment.models import AssignmentRule
 from app.domain.assignment.service import recheck_waiting_leads
 from app.domain.assignment.windows import parse_clock
 from app.domain.clock import Clock
 from app.domain.errors import NotFound
+from app.domain.patching import not_null
 from app.domain.people.models import Team
 from app.domain.sources.models import Source
 
@@ -82,6 +84,7 @@ class RuleSaved(NamedTuple):
 
 
 async def create_rule(session: AsyncSession, data: RuleIn, clock: Clock) -> RuleSaved:
+    await session.execute(RULES_EXCLUSIVE_LOCK)  # rounds in flight finish first (engine.assign_lead)
     source_id = None
     if data.source_key is not None:
         source = await session.scalar(select(Source).where(Source.key == data.source_key))
@@ -116,6 +119,8 @@ class RulePatch(BaseModel):
     priority: int | None = None
     enabled: bool | None = None
 
+    _not_null = not_null("name", "strategy", "auto_claim", "claim_sla_minutes", "priority", "enabled")
+
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
@@ -131,6 +136,7 @@ async def update_rule(session: AsyncSession, rule_id: uuid.UUID, patch: RulePatc
     """Change a rule; fields left out stay. Sending `window: null` makes the rule always open.
 
     Either way, leads waiting for a window are rechecked at once (`recheck_waiting_leads`)."""
+    await session.execute(RULES_EXCLUSIVE_LOCK)  # rounds in flight finish first (engine.assign_lead)
     rule = await session.get(AssignmentRule, rule_id, with_for_update=True)
     if rule is None:
         raise NotFound(f"no rule {rule_id}")

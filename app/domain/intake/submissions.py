@@ -13,7 +13,7 @@ from app.db import new_id, unit_of_work
 from app.domain.errors import Conflict, DomainError, MalformedBody, NotFound
 from app.domain.intake.models import Submission
 from app.domain.intake.parsing import BodyError, parse_body
-from app.domain.intake.schemas import IntakeResult, SubmissionDraft, idempotency_key_from
+from app.domain.intake.schemas import RESERVED_KEY_PREFIXES, IntakeResult, SubmissionDraft, idempotency_key_from
 from app.domain.intake.service import IntakeContext, accept_payload, store_rejection
 from app.domain.sources.models import Source
 from app.domain.sources.service import get_source
@@ -70,7 +70,13 @@ async def replay_submission(ctx: IntakeContext, submission_id: uuid.UUID) -> Int
     except BodyError as error:
         await _store_failed_replay(ctx, draft, MalformedBody(error.message, extra={"code": error.code}), [])
     try:
-        return await accept_payload(ctx, source, draft, payload, idempotency_key_from(original.headers))
+        key = idempotency_key_from(original.headers)
+        if key is not None and key.startswith(RESERVED_KEY_PREFIXES):
+            await _store_failed_replay(ctx, draft, MalformedBody(
+                "Idempotency-Key may not start with a reserved prefix", extra={"code": "idempotency_key_reserved"}),
+                [])
+        return await accept_payload(ctx, source, draft, payload, key,
+                                    from_browser="x-import-file" not in original.headers)
     except DomainError as error:
         error.extra.setdefault("replay_of", str(submission_id))
         raise
