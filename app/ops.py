@@ -28,7 +28,7 @@ from app.domain.notify.delivery import Channels
 from app.domain.sources.cache import SourceCache
 from app.domain.sources.service import get_source
 from app.domain.sources.status import source_statuses
-from app.queue import create_queue_client
+from app.queue import create_queue_client, worker_heartbeat_key
 from app.settings import Settings, get_settings
 
 console = Console()
@@ -184,7 +184,8 @@ async def _connectivity(settings: Settings) -> list[str]:
     engine = create_engine(settings.require_database_url(), pool_size=1)
     redis = create_queue_client(settings)
     try:
-        report = await check_readiness(engine, redis, settings.worker_heartbeat_max_age_seconds)
+        report = await check_readiness(engine, redis, settings.worker_heartbeat_max_age_seconds,
+                                       worker_heartbeat_key(settings.queue_name), detail=True)
     finally:
         await redis.aclose()
         await engine.dispose()

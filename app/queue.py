@@ -7,7 +7,10 @@ from redis.asyncio import ConnectionPool
 
 from app.settings import Settings
 
-WORKER_HEARTBEAT_KEY = "leadflow:worker:heartbeat"
+
+def worker_heartbeat_key(queue_name: str) -> str:
+    """Per queue: deployments sharing one Redis (LEADFLOW_QUEUE_NAME) must not vouch for each other's workers."""
+    return f"{queue_name}:worker-heartbeat"
 
 
 def create_queue_client(settings: Settings) -> ArqRedis:

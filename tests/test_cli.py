@@ -107,8 +107,10 @@ async def test_doctor_checks_the_allowlist_with_wecom(settings, fake, db):
              "LEADFLOW_EGRESS_IPS": '["198.51.100.7"]', "LEADFLOW_WORKER_HEARTBEAT_MAX_AGE": "100000"}
     import redis.asyncio as aioredis
 
+    from app.queue import worker_heartbeat_key
+
     client = aioredis.from_url(settings.redis_url)
-    await client.set("leadflow:worker:heartbeat", "9999999999")  # pretend a worker is alive
+    await client.set(worker_heartbeat_key(settings.queue_name), "9999999999")  # pretend a worker is alive
     await client.aclose()
     fake.refuse_ip = True
     code, out = await leadflow(settings, "doctor", extra_env=wecom)

@@ -13,6 +13,7 @@ from app.db import unit_of_work
 from app.domain.outbox.relay import backlog
 from app.domain.readiness import check_readiness
 from app.metrics import OUTBOX_BACKLOG
+from app.queue import worker_heartbeat_key
 
 router = APIRouter(tags=["health"])
 
@@ -36,7 +37,8 @@ async def healthz() -> Alive:
             responses={503: {"model": Readiness, "description": "Something is down; `down` names it"}})
 async def readyz(request: Request) -> JSONResponse:
     state = request.app.state
-    report = await check_readiness(state.engine, state.redis, state.settings.worker_heartbeat_max_age_seconds)
+    report = await check_readiness(state.engine, state.redis, state.settings.worker_heartbeat_max_age_seconds,
+                                   worker_heartbeat_key(state.settings.queue_name))
     return JSONResponse(report, status_code=200 if report["status"] == "ready" else 503)
 
 

@@ -20,7 +20,7 @@ import app.domain.tables  # noqa: F401  (every table, so foreign keys resolve in
 from app.db import create_engine, create_sessionmaker
 from app.domain.clock import Clock, SystemClock
 from app.domain.notify.delivery import Channels
-from app.queue import WORKER_HEARTBEAT_KEY, arq_redis_settings, create_queue_client
+from app.queue import arq_redis_settings, create_queue_client, worker_heartbeat_key
 from app.settings import Settings
 from app.workers.alerts import probe_forever, send_alert, watch_forever
 from app.workers.assignment import assign_lead, reassign_overdue_forever
@@ -106,7 +106,7 @@ class ResilientWorker(Worker):
             return
         if time.monotonic() - self._last_beat >= self.heartbeat_interval:
             try:
-                await self.pool.set(WORKER_HEARTBEAT_KEY, str(time.time()), ex=self.heartbeat_ttl)
+                await self.pool.set(worker_heartbeat_key(self.queue_name), str(time.time()), ex=self.heartbeat_ttl)
             except (RedisError, OSError) as error:  # Redis went away after the poll: beat on the next one
                 log.warning("worker_heartbeat_failed", reason="redis_unavailable", error=str(error)[:200])
                 return

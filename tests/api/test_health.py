@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import httpx
 import structlog
 
 from tests.conftest import eventually
@@ -75,3 +76,40 @@ async def test_logs_are_json_with_ids_and_phones_masked(client, make_source, cap
     assert note["text"] == "call 138****8000 now"
     uvicorn = next(line for line in lines if line.get("logger") == "uvicorn.error")
     assert uvicorn["event"] == "peer said 138****8000" and uvicorn["level"] == "warning"
+
+
+async def test_readyz_names_what_is_down_without_hosts_or_driver_messages(settings, clock, db):
+    """Behind a load balancer /readyz is public: the class of the error, not 'connect call failed (10.0.3.7)'."""
+    from app.main import create_app
+
+    broken = settings.model_copy(update={"database_url": "postgresql+asyncpg://u:p@127.0.0.1:1/x",
+                                         "redis_url": "redis://127.0.0.1:2/0"})
+    application = create_app(broken, clock)
+    async with application.router.lifespan_context(application), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://t") as http:
+        body = (await http.get("/readyz")).json()
+    assert body["down"] == ["database", "migrations", "redis", "worker"]
+    assert "127.0.0.1" not in str(body) and ":1" not in body["checks"]["database"]["error"]
+
+
+async def test_a_worker_of_another_deployment_on_the_same_redis_does_not_make_this_one_ready(
+        client, settings, db, monkeypatch):
+    from arq import create_pool
+    from arq.worker import Worker
+
+    from app.queue import arq_redis_settings
+    from app.workers.settings import build_worker
+
+    staging = settings.model_copy(update={"queue_name": "staging:queue"})  # LEADFLOW_QUEUE_NAME, shared Redis
+    other = build_worker(staging, handle_signals=False)
+    other._pool = await create_pool(arq_redis_settings(staging), default_queue_name=staging.queue_name)
+
+    async def polled(self) -> None:
+        return None
+
+    monkeypatch.setattr(Worker, "_poll_iteration", polled)
+    try:
+        await other._poll_iteration()  # staging's worker beats
+    finally:
+        await other._pool.aclose()
+    assert "worker" in (await client.get("/readyz")).json()["down"]  # ours (settings.queue_name) has none
