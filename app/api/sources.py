@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep, get_clock, get_principal, require_admin
@@ -54,8 +54,8 @@ async def sources_status(session: AsyncSession = SessionDep, clock: Clock = Depe
 
 
 class ReportedCountIn(BaseModel):
-    period_start: datetime
-    period_end: datetime
+    period_start: AwareDatetime = Field(description="With its offset, e.g. 2026-11-25T00:00:00+08:00")
+    period_end: AwareDatetime
     count: int = Field(ge=0, description="How many submissions the form side sent in [start, end)")
 
 

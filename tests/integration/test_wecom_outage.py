@@ -143,9 +143,39 @@ async def test_a_gap_over_ten_percent_between_reported_and_received_alerts(clien
     short = await client.post("/v1/sources/web/reported-counts", headers=admin, json=body | {"count": 10})
     assert short.json()["received"] == 8 and short.json()["gap"] == pytest.approx(0.2)
     [firing] = (await client.get("/v1/alerts?status=firing", headers=admin)).json()
-    assert firing["key"] == "intake_gap:web" and "sent 10" in firing["message"] and "took 8" in firing["message"]
+    assert firing["key"] == f"intake_gap:web:{start:%Y%m%dT%H%M}" and "sent 10" in firing["message"]
+    assert "took 8" in firing["message"] and "(Asia/Shanghai)" in firing["message"]
     future = {"period_start": start.isoformat(), "period_end": (end + timedelta(hours=1)).isoformat(), "count": 1}
     assert (await client.post("/v1/sources/web/reported-counts", headers=admin, json=future)).status_code == 422
+
+
+async def test_reconciliation_counts_a_replayed_lead_in_the_period_the_form_sent_it(client, admin, make_source, db):
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    await make_source(key="expo")
+    ok = await client.post("/v1/intake/expo", json={"name": "甲", "phone": "13600000001"})
+    bad = await client.post("/v1/intake/expo", json={"name": "乙", "联系电话": "13600000002"})
+    assert ok.status_code == 201 and bad.status_code == 422
+    async with db.begin() as conn:  # both were sent yesterday
+        await conn.execute(text("UPDATE submissions SET received_at = received_at - interval '1 day'"))
+    await client.patch("/v1/sources/expo", headers=admin, json={"field_mapping": {"联系电话": "phone"}})
+    replayed = await client.post(f"/v1/submissions/{bad.json()['submission_id']}/replay", headers=admin)
+    assert replayed.status_code == 201  # today
+    now = datetime.now(UTC)
+    yesterday = {"period_start": (now - timedelta(days=2)).isoformat(), "period_end": (now - timedelta(hours=1))
+                 .isoformat(), "count": 2}
+    today = {"period_start": (now - timedelta(hours=1)).isoformat(), "period_end": now.isoformat(), "count": 0}
+    assert (await client.post("/v1/sources/expo/reported-counts", headers=admin, json=yesterday)).json()[
+        "received"] == 2  # the replayed lead counts when the form sent it
+    assert (await client.post("/v1/sources/expo/reported-counts", headers=admin, json=today)).json()[
+        "received"] == 0  # not again on the day of the replay
+    naive = await client.post("/v1/sources/expo/reported-counts", headers=admin,
+                              json=today | {"period_start": "2026-11-25T00:00:00"})
+    assert naive.status_code == 422 and naive.json()["errors"][0]["field"] == "period_start"  # was a 500
+    status = {s["key"]: s for s in (await client.get("/v1/sources/status", headers=admin)).json()}
+    assert status["expo"]["last_success_at"] < (now - timedelta(hours=12)).isoformat()  # a replay is no sign of life
 
 
 async def test_watch_alerts_on_stale_sources_failed_assignments_and_recovers(client, admin, make_source, app, db,

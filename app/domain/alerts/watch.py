@@ -3,10 +3,12 @@ failures, outbox backlog. Each condition has a key: it alerts once per cooldown 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.domain.alerts.models import ReportedCount
 from app.domain.alerts.service import raise_alert, resolve_alert
@@ -19,6 +21,25 @@ from app.domain.sources.status import source_statuses
 from app.settings import Settings
 
 
+async def received_from_form(session: AsyncSession, source_id: Any, start: datetime, end: datetime) -> int:
+    """Leads taken from what the form sent in [start, end): counted by when the form sent them.
+
+    A submission rejected then replayed (after a mapping fix) counts in the period it was sent, not the day
+    of the replay; imported rows were never sent by the form and do not count.
+    """
+    live = await session.scalar(select(func.count()).select_from(Submission).where(
+        Submission.source_id == source_id, Submission.outcome.in_(("accepted", "merged")),
+        Submission.received_at >= start, Submission.received_at < end, Submission.replay_of_id.is_(None),
+        ~Submission.headers.has_key("x-import-file")))
+    replay = aliased(Submission)
+    replayed = await session.scalar(select(func.count()).select_from(Submission).join(
+        replay, replay.id == Submission.replayed_by_id).where(
+        Submission.source_id == source_id, Submission.outcome == "rejected",
+        Submission.received_at >= start, Submission.received_at < end,
+        replay.outcome.in_(("accepted", "merged")), ~Submission.headers.has_key("x-import-file")))
+    return int(live or 0) + int(replayed or 0)
+
+
 async def report_count(session: AsyncSession, source_key: str, start: datetime, end: datetime, reported: int,
                        now: datetime, settings: Settings) -> ReportedCount:
     """Store the form side's count for [start, end) and compare it with the leads we took in that period."""
@@ -26,20 +47,22 @@ async def report_count(session: AsyncSession, source_key: str, start: datetime, 
         raise InvalidInput("the period must have ended", [FieldError("period_end", "invalid_period",
                                                                      "period_end must be after start and past")])
     source = await get_source(session, source_key)
-    received = int(await session.scalar(select(func.count()).select_from(Submission).where(
-        Submission.source_id == source.id, Submission.outcome.in_(("accepted", "merged")),
-        Submission.received_at >= start, Submission.received_at < end)) or 0)
+    received = await received_from_form(session, source.id, start, end)
     gap = (reported - received) / reported if reported else 0.0
     row = ReportedCount(source_id=source.id, period_start=start, period_end=end, reported=reported,
                         received=received, gap=gap, created_at=now)
     session.add(row)
-    key = f"intake_gap:{source.key}"
+    # One alert per source and period: a good report for another period does not clear this one.
+    key = f"intake_gap:{source.key}:{start.astimezone(UTC):%Y%m%dT%H%M}"
     cooldown = timedelta(seconds=settings.alert_cooldown_seconds)
     if abs(gap) > settings.reconcile_gap_threshold:
+        tz = settings.tz
         await raise_alert(session, key, f"source {source.key!r}: the form side sent {reported} between "
-                          f"{start:%Y-%m-%d %H:%M} and {end:%H:%M} UTC, we took {received} "
-                          f"({gap:+.0%}); check rejected submissions and the form's network", now, cooldown,
-                          severity="critical", detail={"reported": reported, "received": received})
+                          f"{start.astimezone(tz):%Y-%m-%d %H:%M} and {end.astimezone(tz):%Y-%m-%d %H:%M} "
+                          f"({tz.key}), we took {received} ({gap:+.0%}); check rejected submissions and the "
+                          f"form's network", now, cooldown, severity="critical",
+                          detail={"reported": reported, "received": received, "period_start": start.isoformat(),
+                                  "period_end": end.isoformat()})
     else:
         await resolve_alert(session, key, now, f"gap {gap:+.0%} within threshold")
     await session.flush()

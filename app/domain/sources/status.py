@@ -24,9 +24,10 @@ async def source_statuses(session: AsyncSession, now: datetime) -> list[dict[str
             select(Submission.source_id, Submission.outcome, func.count())
             .where(Submission.received_at >= since).group_by(Submission.source_id, Submission.outcome)):
         counts.setdefault(source_id, {})[outcome] = n
-    last_success = dict((await session.execute(
+    last_success = dict((await session.execute(  # from the channel itself: replays and imports prove nothing
         select(Submission.source_id, func.max(Submission.received_at))
-        .where(Submission.outcome.in_(SUCCESS_OUTCOMES)).group_by(Submission.source_id))).all())
+        .where(Submission.outcome.in_(SUCCESS_OUTCOMES), Submission.replay_of_id.is_(None),
+               ~Submission.headers.has_key("x-import-file")).group_by(Submission.source_id))).all())
     failures = {row.source_id: row for row in (await session.execute(
         select(Submission.source_id, Submission.received_at, Submission.reasons)
         .where(Submission.outcome == "rejected")
