@@ -191,9 +191,16 @@ def _load_sources_file(settings: Settings, path: Path | None = None) -> None:
         return
     from app.db import create_engine, create_sessionmaker, unit_of_work
     from app.domain.clock import SystemClock
+    from app.domain.errors import InvalidInput
     from app.domain.sources.service import load_sources, parse_sources_file
 
-    items = parse_sources_file(path)
+    try:
+        items = parse_sources_file(path)
+    except InvalidInput as error:  # say which entry and field, not a traceback
+        _echo(f"{error.detail}:")
+        for field_error in error.errors:
+            typer.echo(f"  {field_error.field}: {field_error.message} ({field_error.code})", err=True)
+        raise typer.Exit(1) from None
 
     async def _load() -> list[str]:
         engine = create_engine(settings.require_database_url(), pool_size=1)

@@ -115,3 +115,14 @@ async def test_doctor_checks_the_allowlist_with_wecom(settings, fake, db):
     fake.refuse_ip = True
     code, out = await leadflow(settings, "doctor", extra_env=wecom)
     assert code == 1 and "Add 203.0.113.9" in out and "NOT in LEADFLOW_EGRESS_IPS" in out
+
+
+async def test_a_sources_file_with_mistakes_names_them_instead_of_a_traceback(tmp_path, settings, db):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("sources:\n", encoding="utf-8")
+    code, out = await leadflow(settings, "sources", "load", str(empty))
+    assert code == 0 and "loaded 0 source(s)" in out
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("sources:\n  - key: h5\n    name: H5\n    kind: wechat_h5\n    colour: red\n", encoding="utf-8")
+    code, out = await leadflow(settings, "sources", "load", str(wrong))
+    assert code == 1 and "Traceback" not in out and "sources[0].colour" in out

@@ -94,8 +94,14 @@ async def update_source(session: AsyncSession, key: str, patch: SourcePatch, clo
 
 def parse_sources_file(path: Path) -> list[SourceIn]:
     """Read a YAML list of sources (`sources: [...]`); every entry must name its key."""
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    entries = document.get("sources", []) if isinstance(document, dict) else document
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise InvalidInput(f"{path} cannot be read", [FieldError("file", "unreadable", str(error)[:300])]) from None
+    entries = (document.get("sources") if isinstance(document, dict) else document) or []  # `sources:` alone
+    if not isinstance(entries, list):
+        raise InvalidInput(f"{path} has invalid sources", [FieldError("sources", "not_a_list",
+                                                                      "sources must be a YAML list")])
     parsed: list[SourceIn] = []
     errors: list[FieldError] = []
     for index, entry in enumerate(entries):
