@@ -11,7 +11,9 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -28,25 +30,47 @@ def _echo(message: str) -> None:
     typer.echo(f"leadflow: {message}", err=True)
 
 
-def start_embedded_if_needed(settings: Settings) -> dict[str, str]:
-    """Start embedded PostgreSQL/Redis for whichever URL is unset; return the env vars to pass on."""
-    env: dict[str, str] = {}
-    if settings.database_url and settings.redis_url:
-        return env
+@dataclass
+class Embedded:
+    """The embedded servers a command uses: `env` to pass on, and those it started itself (to stop at exit)."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    started: list[Any] = field(default_factory=list)
+
+    def stop(self) -> None:
+        """Stop only what this process started: another `leadflow run` may be using the rest."""
+        for server in reversed(self.started):
+            server.stop()
+        self.started.clear()
+
+
+def start_embedded_if_needed(settings: Settings, *, redis: bool = True) -> Embedded:
+    """Start embedded PostgreSQL (and Redis, unless not needed) for whichever URL is unset."""
+    embedded = Embedded()
+    if settings.database_url and (settings.redis_url or not redis):
+        return embedded
     warnings.filterwarnings("ignore", module="platformdirs")
     from app.embedded import EmbeddedPostgres, EmbeddedRedis
 
     root = settings.data_dir.resolve()
-    if not settings.database_url:
-        pg = EmbeddedPostgres(root / "postgres")
-        pg.start()
-        env["DATABASE_URL"] = pg.create_database("leadflow")
-        _echo(f"embedded PostgreSQL on 127.0.0.1:{pg.port} (data in {pg.pgdata})")
-    if not settings.redis_url:
-        redis = EmbeddedRedis(root / "redis")
-        env["REDIS_URL"] = redis.start()
-        _echo(f"embedded Redis on 127.0.0.1:{redis.port}")
-    return env
+    try:
+        if not settings.database_url:
+            pg = EmbeddedPostgres(root / "postgres")
+            pg.start()
+            if pg.started:
+                embedded.started.append(pg)
+            embedded.env["DATABASE_URL"] = pg.create_database("leadflow")
+            _echo(f"embedded PostgreSQL on 127.0.0.1:{pg.port} (data in {pg.pgdata})")
+        if redis and not settings.redis_url:
+            server = EmbeddedRedis(root / "redis")
+            embedded.env["REDIS_URL"] = server.start()
+            if server.started:
+                embedded.started.append(server)
+            _echo(f"embedded Redis on 127.0.0.1:{server.port}")
+    except BaseException:
+        embedded.stop()
+        raise
+    return embedded
 
 
 def _admin_token(settings: Settings) -> dict[str, str]:
@@ -61,16 +85,6 @@ def _admin_token(settings: Settings) -> dict[str, str]:
     return {"LEADFLOW_ADMIN_TOKEN": path.read_text().strip()}
 
 
-def _stop_embedded(settings: Settings, env: dict[str, str]) -> None:
-    from app.embedded import EmbeddedPostgres, EmbeddedRedis
-
-    root = settings.data_dir.resolve()
-    if "REDIS_URL" in env:
-        EmbeddedRedis(root / "redis").stop()
-    if "DATABASE_URL" in env:
-        EmbeddedPostgres(root / "postgres").stop()
-
-
 @cli.command()
 def run(
     port: int = typer.Option(None, help="API port (default: PORT or 8000)"),
@@ -78,7 +92,16 @@ def run(
 ) -> None:
     """Start everything on this machine: embedded servers if needed, migrations, the API and its worker."""
     settings = get_settings()
-    env = start_embedded_if_needed(settings)
+    embedded = start_embedded_if_needed(settings)
+    try:
+        _run(settings, embedded.env, port, workers)
+    finally:  # also when migrations or the sources file fail: what we started does not outlive us
+        embedded.stop()
+        _echo("stopped")
+
+
+def _run(settings: Settings, env: dict[str, str], port: int | None, workers: int) -> None:
+    env = dict(env)
     os.environ.update(env)
     env.update(_admin_token(settings))
     os.environ.update(env)
@@ -128,8 +151,6 @@ def run(
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        _stop_embedded(settings, env)
-        _echo("stopped")
 
 
 @cli.command()
@@ -180,9 +201,13 @@ def _migrate(settings: Settings) -> None:
 def migrate() -> None:
     """Apply database migrations up to head."""
     settings = get_settings()
-    os.environ.update(start_embedded_if_needed(settings) if not settings.database_url else {})
-    get_settings.cache_clear()
-    _migrate(get_settings())
+    embedded = start_embedded_if_needed(settings, redis=False)  # migrations need only PostgreSQL
+    try:
+        os.environ.update(embedded.env)
+        get_settings.cache_clear()
+        _migrate(get_settings())
+    finally:
+        embedded.stop()
 
 
 def _load_sources_file(settings: Settings, path: Path | None = None) -> None:

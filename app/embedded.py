@@ -49,6 +49,7 @@ def _wait_for_port(port: int, timeout: float) -> None:
 class EmbeddedPostgres:
     root: Path
     preferred_port: int | None = None
+    started: bool = False  # by this object's start(), i.e. ours to stop
 
     @property
     def pgdata(self) -> Path:
@@ -113,7 +114,8 @@ class EmbeddedPostgres:
                 check=True, capture_output=True, **kw,
             )
         self._grant_access()
-        if not self.is_running():
+        self.started = not self.is_running()  # False: it was already up (another `leadflow run`): not ours to stop
+        if self.started:
             subprocess.run(
                 [str(self.bin / "pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60", "-l",
                  str(self.root / "postgres.log"), "-o",
@@ -153,6 +155,7 @@ class EmbeddedRedis:
     preferred_port: int | None = None
     persist: bool = True
     _proc: subprocess.Popen | None = None
+    started: bool = False  # by this object's start(), i.e. ours to stop
 
     @property
     def port(self) -> int:
@@ -172,7 +175,9 @@ class EmbeddedRedis:
         port = self.port
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
-                return self.url()  # already up (ours from an earlier start)
+                self.started = False  # already up (another `leadflow run` on this data folder): not ours to stop
+                return self.url()
+        self.started = True
         persistence = ["--appendonly", "yes"] if self.persist else ["--appendonly", "no"]
         self._proc = subprocess.Popen(
             [str(self.server_binary), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.root),

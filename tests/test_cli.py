@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 
 
@@ -126,3 +127,53 @@ async def test_a_sources_file_with_mistakes_names_them_instead_of_a_traceback(tm
     wrong.write_text("sources:\n  - key: h5\n    name: H5\n    kind: wechat_h5\n    colour: red\n", encoding="utf-8")
     code, out = await leadflow(settings, "sources", "load", str(wrong))
     assert code == 1 and "Traceback" not in out and "sources[0].colour" in out
+
+
+async def test_leadflow_run_stops_the_embedded_servers_it_started_and_only_those(tmp_path):
+    """The README's first command: with no URLs it starts embedded servers; a second `leadflow run` on the same
+    data folder must not take them down under the first when it stops."""
+    import socket
+
+    import httpx
+
+    from app.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    data = tmp_path / "data"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")} | {
+        "LEADFLOW_DATA_DIR": str(data), "PORT": str(port), "LEADFLOW_ADMIN_TOKEN": "t"}
+
+    async def run_until_healthy_then_stop() -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "app.cli", "run", env=env,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        async with httpx.AsyncClient() as http:
+            for _ in range(900):
+                try:
+                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, _ = await asyncio.wait_for(proc.communicate(), 90)
+        return proc.returncode, out.decode()
+
+    def listening(port_: int) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port_)) == 0
+
+    pg, redis = EmbeddedPostgres(data / "postgres"), EmbeddedRedis(data / "redis")
+    code, out = await run_until_healthy_then_stop()
+    assert code == 0 and "API on http" in out, out[-2000:]
+    assert not pg.is_running() and not listening(redis.port)  # it started them: it stopped them
+    pg.start()
+    redis.start()  # as another `leadflow run` on this folder would have
+    try:
+        code, out = await run_until_healthy_then_stop()
+        assert code == 0 and "API on http" in out, out[-2000:]
+        assert pg.is_running() and listening(redis.port)  # not its own: left running
+    finally:
+        redis.stop()
+        pg.stop()
