@@ -151,6 +151,19 @@ async def test_categorical_value_is_matched_to_its_canonical_option(client, make
     assert attributes == {"budget_range": "10-50万"}
 
 
+async def test_a_field_with_options_is_checked_under_its_own_name_without_a_mapping(client, make_source, db):
+    """Options declared, mapping forgotten: free text used to pass as 'unmapped' and vanish from the lead."""
+    await make_source(key="opts-only", options={"company_size": ["1-10", "11-50"]})
+    refused = await client.post("/v1/intake/opts-only", json={"name": "钱八", "phone": "13400134000",
+                                                              "company_size": "huge"})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["code"] == "not_in_options"
+    taken = await client.post("/v1/intake/opts-only", json={"name": "钱八", "phone": "13400134000",
+                                                            "company_size": "11-50"})
+    assert taken.status_code == 201
+    async with db.connect() as conn:
+        assert (await conn.execute(select(Lead.attributes))).scalar_one() == {"company_size": "11-50"}
+
+
 async def test_unmapped_fields_are_logged_not_lost(client, make_source, db):
     await make_source(key="extras")
     await client.post("/v1/intake/extras", json={"name": "周九", "phone": "13300133000", "utm_source": "baidu"})

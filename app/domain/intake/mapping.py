@@ -78,7 +78,9 @@ def map_submission(
 
     `meta_fields` (the honeypot, the channel's own submission id) are logged but never mapped.
     """
-    mapping = effective_mapping(kind, field_mapping)
+    # A field with an option list is taken under its own name unless mapped otherwise: declaring the options
+    # and forgetting the mapping must not let free text through unchecked (it used to be dropped as unmapped).
+    mapping = effective_mapping(kind, {name: name for name in options} | field_mapping)
     result = MappedSubmission()
     sources_of: dict[str, str] = {}
     for source_field, value in flatten(payload).items():
