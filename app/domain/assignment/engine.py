@@ -168,7 +168,9 @@ async def _failed_round(
     if note:
         snapshot["note"] = note[:300]
     audit.record(session, lead_id=lead.id, action="assign", result="failed", at=now, reason=reason, detail=snapshot)
-    if attempt >= settings.assignment_fallback_rounds and not await _has_open_ticket(session, lead.id):
+    # the ticket comes at the fallback round, or at the last one when fewer tries are configured than that
+    ticket_at = min(settings.assignment_fallback_rounds, settings.assignment_max_tries)
+    if attempt >= ticket_at and not await _has_open_ticket(session, lead.id):
         await _open_ticket(session, lead, rule, now, snapshot)
     if attempt >= settings.assignment_max_tries:
         lead.status = "assignment_failed"

@@ -147,6 +147,25 @@ async def test_nobody_eligible_retries_then_tickets_the_manager_then_fails(app, 
     assert ticket.snapshot["lead"]["lead_id"] == lead.lead_number and owed.user_id == team.manager.id
 
 
+@pytest.fixture
+def few_tries(settings):
+    return settings.model_copy(update={"assignment_max_tries": 2})  # fewer than the 3 fallback rounds
+
+
+async def test_with_fewer_tries_than_fallback_rounds_the_manager_still_gets_a_ticket(app, client, make_source,
+                                                                                    few_tries, clock):
+    await make_source(key="web")
+    await make_team(app, reps=1, rep_role="viewer")
+    await post_leads(client, 1)
+    for _ in range(2):
+        await drain(app, few_tries, clock)
+        clock.advance(seconds=few_tries.assignment_retry_seconds)
+    [lead] = await leads(app)
+    async with unit_of_work(app.state.sessions) as session:
+        tickets = list(await session.scalars(select(Ticket)))
+    assert lead.status == "assignment_failed" and len(tickets) == 1  # it failed for good with no ticket before
+
+
 async def test_retries_wait_the_configured_interval(app, client, make_source, settings, clock):
     await make_source(key="web")
     await make_team(app, reps=1, rep_role="viewer")
