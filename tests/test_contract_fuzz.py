@@ -3,6 +3,7 @@ checks for server errors and answers that do not match the contract."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
 from app.main import create_app
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, empty_everything
 
 # What the issue asks: no server errors, and answers (status, content type, body) as the contract says.
 # Business rules beyond the schema (e.g. "a qr_offline source needs auth") may still answer 422.
@@ -24,11 +25,21 @@ CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.cont
 
 @pytest.fixture(scope="module")
 def served(stack):
+    from app.db import create_engine
     from app.settings import Settings
 
+    async def start_empty() -> None:  # the same state whatever ran before (the inputs are replayed too)
+        engine = create_engine(stack.database_url, pool_size=1)
+        try:
+            await empty_everything(engine, stack.redis_url)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(start_empty())
     app = create_app(Settings(DATABASE_URL=stack.database_url, REDIS_URL=stack.redis_url,
                               LEADFLOW_ADMIN_TOKEN=ADMIN_TOKEN))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    # log_config=None: uvicorn must not reconfigure logging for the tests that run after this one
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

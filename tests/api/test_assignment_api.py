@@ -24,6 +24,12 @@ def clock():
     return FrozenClock(WEDNESDAY_10)
 
 
+def stage_count(metrics, stage: str) -> float:
+    """leadflow_assignment_stage_seconds_count for `stage` in a /metrics answer (0 before the first)."""
+    prefix = f'leadflow_assignment_stage_seconds_count{{stage="{stage}"}} '
+    return next((float(line[len(prefix):]) for line in metrics.text.splitlines() if line.startswith(prefix)), 0.0)
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -114,6 +120,7 @@ async def test_rep_sees_only_their_own_leads_and_claims_them(client, app, make_s
     other = await client.get(f"/v1/leads/{numbers[0]}", headers=bearer(team.tokens["rep1"]))
     assert other.status_code == 404
     assert (await client.get(f"/v1/leads/{numbers[0]}", headers=bearer(team.tokens["manager"]))).status_code == 200
+    timed_before = stage_count(await client.get("/metrics"), "match_to_claim")
     claimed = await client.post(f"/v1/leads/{numbers[0]}/claim", headers=bearer(team.tokens["rep0"]))
     assert claimed.status_code == 200 and claimed.json()["status"] == "claimed"
     again = await client.post(f"/v1/leads/{numbers[0]}/claim", headers=bearer(team.tokens["rep0"]))
@@ -122,9 +129,7 @@ async def test_rep_sees_only_their_own_leads_and_claims_them(client, app, make_s
     trail = (await client.get(f"/v1/leads/{numbers[0]}/audit?result=success",
                               headers=bearer(team.tokens["rep0"]))).json()
     assert [e["action"] for e in trail] == ["intake", "assign", "claim"]
-    metrics = (await client.get("/metrics")).text
-    assert 'leadflow_assignment_stage_seconds_count{stage="trigger_to_match"}' in metrics
-    assert 'leadflow_assignment_stage_seconds_count{stage="match_to_claim"}' in metrics
+    assert stage_count(await client.get("/metrics"), "match_to_claim") == timed_before + 1  # this claim, timed
     team_view = (await client.get("/v1/leads", headers=bearer(team.tokens["manager"]))).json()
     assert sorted(lead["lead_id"] for lead in team_view) == sorted(numbers)
     assert [lead["lead_id"] for lead in (await client.get("/v1/leads", headers=bearer(team.tokens["rep1"]))).json()] \
@@ -237,12 +242,17 @@ async def test_a_returned_lead_does_not_come_back_to_the_rep_who_returned_it(cli
                                                                               clock):
     await make_source(key="web")
     team = await make_team(app, reps=2, rule={"strategy": "least_loaded"})
-    [number] = await post_leads(client, 1)
-    await drain(app, settings, clock)
+    [number, *others] = await post_leads(client, 3)
+    await drain(app, settings, clock)  # rep0: the first and third, rep1: the second
+    for other in others:  # rep1 keeps more pending than rep0 will have: least loaded alone would pick rep0
+        await client.post(f"/v1/leads/{other}/transfer", headers=bearer(team.tokens["manager"]),
+                          json={"to_user_id": str(team.reps[1].id)})
     await client.post(f"/v1/leads/{number}/return", headers=bearer(team.tokens["rep0"]), json={"reason": "不合适"})
     await drain(app, settings, clock)
     lead = (await client.get(f"/v1/leads/{number}", headers=bearer(team.tokens["manager"]))).json()
     assert lead["assignee_id"] == str(team.reps[1].id)
+    [entry] = [e for e in lead["audit"] if e["action"] == "reassign" and e["action_result"] == "success"]
+    assert [s["reason"] for s in entry["detail"]["skipped"]] == ["previous_assignee"]
 
 
 async def test_permissions_and_team_boundaries_for_managers_and_reps(client, app, make_source, settings, clock):

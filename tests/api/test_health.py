@@ -42,7 +42,7 @@ async def test_readyz_names_redis_when_it_is_down(client, stack):
     assert r.status_code == 503 and "redis" in r.json()["down"]
 
 
-async def test_metrics_count_intake_by_source_and_outcome(client, make_source):
+async def test_metrics_count_intake_by_source_and_outcome(client, make_source, app):
     await make_source(key="metered")
     await client.post("/v1/intake/metered", json={"name": "张三", "phone": "13800138000"})
     await client.post("/v1/intake/metered", json={"name": "张三"})
@@ -50,7 +50,15 @@ async def test_metrics_count_intake_by_source_and_outcome(client, make_source):
     assert 'leadflow_intake_requests_total{outcome="accepted",source="metered"}' in text
     assert 'leadflow_intake_requests_total{outcome="refused_validation-failed",source="metered"}' in text
     assert 'leadflow_intake_duration_seconds_bucket{le="0.05",source="metered"}' in text
-    assert "leadflow_outbox_backlog " in text
+    from datetime import UTC, datetime, timedelta
+
+    from app.db import unit_of_work
+    from app.domain.outbox.models import OutboxMessage
+
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with unit_of_work(app.state.sessions) as session:  # three jobs nobody picked up for an hour
+        session.add_all([OutboxMessage(job="assign_lead", payload={}, created_at=hour_ago) for _ in range(3)])
+    assert "\nleadflow_outbox_backlog 3.0\n" in (await client.get("/metrics")).text  # the fresh lead's is not late
     await client.post("/v1/intake/no-such-source-x1", json={})
     text = (await client.get("/metrics")).text
     assert "no-such-source-x1" not in text and 'outcome="refused_not-found",source="unknown"' in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.domain.leads.models import Lead
+from tests.conftest import within_one_rate_window
 
 
 async def test_rejected_submission_is_listed_and_replayed_after_the_mapping_is_fixed(client, make_source, admin, db):
@@ -72,6 +73,7 @@ async def test_replaying_a_honeypot_body_says_spam_not_accepted(client, make_sou
     await make_source(key="trap", kind="wechat_h5",
                       auth={"mode": "browser", "allowed_origins": ["https://a.cn"], "rate_limit_per_minute": 1})
     body = {"name": "bot", "phone": "13712345678", "website": "http://spam"}
+    await within_one_rate_window()
     await client.post("/v1/intake/trap", json={"name": "a", "phone": "13712345600"}, headers={"Origin": "https://a.cn"})
     limited = await client.post("/v1/intake/trap", json=body, headers={"Origin": "https://a.cn"})
     assert limited.status_code == 429

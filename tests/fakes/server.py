@@ -12,7 +12,8 @@ import uvicorn
 @contextlib.asynccontextmanager
 async def serve(app) -> AsyncIterator[str]:
     """Yield the base URL (http://127.0.0.1:PORT) while `app` is served; stop it afterwards."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False,
+                            log_config=None)  # leave the suite's logging alone
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

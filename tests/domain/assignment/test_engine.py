@@ -108,12 +108,14 @@ async def test_least_loaded_prefers_the_rep_with_fewest_pending(app, client, mak
     await post_leads(client, 2)
     await drain(app, settings, clock)
     first = await leads(app)
-    async with unit_of_work(app.state.sessions) as session:  # rep0 closes their lead
-        await session.execute(update(Lead).where(Lead.assignee_id == team.reps[0].id).values(status="won"))
+    # rep1 closes their lead: rep1 now has 0 pending, rep0 1. Round robin would give the next one to rep0
+    # (the older turn); least loaded must give it to rep1.
+    async with unit_of_work(app.state.sessions) as session:
+        await session.execute(update(Lead).where(Lead.assignee_id == team.reps[1].id).values(status="won"))
     await post_leads(client, 1, start=10)
     await drain(app, settings, clock)
     newest = (await leads(app))[-1]
-    assert len(first) == 2 and newest.assignee_id == team.reps[0].id
+    assert len(first) == 2 and newest.assignee_id == team.reps[1].id
 
 
 async def test_auto_claim_rule_claims_for_the_rep(app, client, make_source, settings, clock):

@@ -31,6 +31,12 @@ async def _set_enabled(db, key: str, enabled: bool) -> None:  # another process'
         await conn.execute(text("UPDATE sources SET enabled = :e WHERE key = :k"), {"e": enabled, "k": key})
 
 
+async def refreshed(cache: SourceCache) -> None:
+    """Wait for the background refreshes in flight (no fixed sleep racing a slow, shared machine)."""
+    await asyncio.gather(*list(cache._loads.values()), return_exceptions=True)
+    await asyncio.sleep(0)  # their done-callbacks
+
+
 class CountingCache(SourceCache):
     reads = 0
 
@@ -51,13 +57,13 @@ async def test_concurrent_requests_share_one_load_and_fresh_entries_are_served_f
 
 async def test_a_stale_entry_is_served_while_one_refresh_runs_then_the_change_is_seen(db, sessions):
     await _add_source(db, "web")
-    cache = CountingCache(sessions, ttl_seconds=0.2)
+    cache = CountingCache(sessions, ttl_seconds=1.0)
     assert (await cache.get("web")).enabled
     await _set_enabled(db, "web", False)
-    await asyncio.sleep(0.25)  # past the TTL, within twice the TTL
+    await asyncio.sleep(1.1)  # past the TTL, well within twice the TTL
     stale = await asyncio.gather(*(cache.get("web") for _ in range(10)))
     assert all(s.enabled for s in stale) and cache.reads == 2  # answered at once; one refresh for all ten
-    await asyncio.sleep(0.05)
+    await refreshed(cache)
     assert not (await cache.get("web")).enabled and cache.reads == 2
 
 
@@ -105,7 +111,7 @@ async def test_invalidate_wins_over_a_load_that_started_before_it(db, sessions):
 
 async def test_a_failed_background_refresh_keeps_the_entry_and_is_retried(db, sessions):
     await _add_source(db, "web")
-    cache = SourceCache(sessions, ttl_seconds=0.3)
+    cache = SourceCache(sessions, ttl_seconds=1.0)
     await cache.get("web")
     failing = True
     real_read = cache._read
@@ -116,11 +122,11 @@ async def test_a_failed_background_refresh_keeps_the_entry_and_is_retried(db, se
         return await real_read(key, generation)
 
     cache._read = read
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(1.1)
     assert (await cache.get("web")).enabled  # stale entry served; its refresh fails in the background
-    await asyncio.sleep(0.01)
+    await refreshed(cache)
     failing = False
     await _set_enabled(db, "web", False)
     await cache.get("web")  # still stale: starts another refresh, which succeeds
-    await asyncio.sleep(0.05)
+    await refreshed(cache)
     assert not (await cache.get("web")).enabled
