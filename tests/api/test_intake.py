@@ -246,6 +246,21 @@ async def test_concurrent_posts_with_one_phone_make_one_lead(client, make_source
     assert await count(db, Lead) == 1 and await count(db, Inquiry) == 9
 
 
+async def test_asking_again_while_a_manager_closes_the_lead_makes_a_new_lead(client, make_source, db):
+    """The merge used to read the lead unlocked: it attached the inquiry to a lead closed at that moment."""
+    await make_source(key="closing")
+    first = await client.post("/v1/intake/closing", json={"name": "吴", "phone": "13800138077"})
+    async with db.connect() as conn:
+        closing = await conn.begin()
+        await conn.execute(text("UPDATE leads SET status = 'lost'"))  # the manager's close, not committed yet
+        again = asyncio.create_task(client.post("/v1/intake/closing", json={"name": "吴", "phone": "13800138077"}))
+        await asyncio.sleep(0.3)  # intake has found the lead and waits for it
+        await closing.commit()
+    answer = await again
+    assert answer.status_code == 201 and answer.json()["status"] == "accepted"
+    assert answer.json()["lead_id"] != first.json()["lead_id"] and await count(db, Lead) == 2
+
+
 async def test_nul_characters_are_dropped_from_fields_but_kept_in_the_raw_body(client, make_source, db, admin):
     """Found by schemathesis: PostgreSQL text cannot hold NUL; it used to be a 500 and a lost lead."""
     await make_source(key="nul")

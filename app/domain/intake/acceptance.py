@@ -1,4 +1,4 @@
-"""R1.2–R1.4, R1.9, R1.12: hand a valid submission to `leadflow_accept_submission()` (migrations 0002, 0007).
+"""R1.2–R1.4, R1.9, R1.12: hand a valid submission to `leadflow_accept_submission()` (migrations 0002, 0007, 0008).
 
 The function takes the idempotency and phone locks, decides accepted / merged / duplicate, and writes the
 submission, lead, inquiry, outbox row and audit entry. It is the only place those decisions are made.
