@@ -399,3 +399,25 @@ async def test_a_managers_hand_out_is_not_undone_by_a_retry_queued_before_it(cli
     async with unit_of_work(app.state.sessions) as session:
         lead = await session.scalar(select(Lead))
     assert (lead.status, lead.assignee_id) == ("assigned", team.reps[0].id)
+
+
+async def test_after_a_hand_out_and_a_return_one_chain_of_rounds_runs_not_two(client, app, make_source, settings,
+                                                                              clock):
+    await make_source(key="web")
+    team = await make_team(app, reps=2, rep_overrides=[{"on_duty": False}, {"on_duty": False}])
+    [number] = await post_leads(client, 1)
+    await drain(app, settings, clock)  # round 1 fails: a retry is queued for +30 s
+    manager = bearer(team.tokens["manager"])
+    await client.patch(f"/v1/teams/{team.id}/members/{team.reps[0].id}", headers=manager, json={"on_duty": True})
+    given = await client.post(f"/v1/leads/{number}/transfer", headers=manager,
+                              json={"to_user_id": str(team.reps[0].id)})
+    assert given.status_code == 200
+    await client.post(f"/v1/leads/{number}/return", headers=bearer(team.tokens["rep0"]), json={"reason": "出差"})
+    await drain(app, settings, clock)  # the return's round: rep1 is off duty, fails; its retry at +30 s
+    clock.advance(seconds=settings.assignment_retry_seconds)
+    await drain(app, settings, clock)
+    async with unit_of_work(app.state.sessions) as session:
+        lead = await session.scalar(select(Lead))
+        queued = await session.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.job == "assign_lead", OutboxMessage.processed_at.is_(None)))
+    assert lead.assignment_attempts == 2 and queued == 1  # the retry queued before the hand-out did not run too
