@@ -17,7 +17,7 @@ log = structlog.get_logger(__name__)
 
 
 async def send_alert(ctx: dict[str, Any], outbox_id: str) -> str:
-    async with unit_of_work(ctx["sessions"]) as session:
+    async with ctx["outbound"], unit_of_work(ctx["sessions"]) as session:  # see deliver_notification
         return await send(session, uuid.UUID(outbox_id), ctx["clock"].now(), ctx["channels"])
 
 

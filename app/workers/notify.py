@@ -15,7 +15,9 @@ log = structlog.get_logger(__name__)
 
 async def deliver_notification(ctx: dict[str, Any], outbox_id: str) -> str:
     structlog.contextvars.bind_contextvars(job_id=ctx.get("job_id"), outbox_id=outbox_id)
-    async with unit_of_work(ctx["sessions"]) as session:
+    # A delivery holds its database connection across the WeCom call: at most `outbound` of them at once, so
+    # a WeCom that hangs cannot take every connection from assignment and the outbox relay (R3.2).
+    async with ctx["outbound"], unit_of_work(ctx["sessions"]) as session:
         outcome = await deliver(session, uuid.UUID(outbox_id), ctx["clock"].now(), ctx["channels"])
     log.info("deliver_notification_done", outcome=outcome)
     return outcome

@@ -31,6 +31,10 @@ from app.workers.outbox import relay_outbox_forever
 log = structlog.get_logger(__name__)
 
 FUNCTIONS = [assign_lead, deliver_notification, send_alert]
+DB_POOL_SIZE = 5  # and as many again as overflow: 10 connections per worker process
+# Jobs that call WeCom / DingTalk inside their transaction; the other 6+ connections stay for assignment,
+# the outbox relay and the loops however slowly the platforms answer.
+OUTBOUND_SLOTS = 4
 
 
 class ResilientWorker(Worker):
@@ -117,10 +121,11 @@ def build_worker(settings: Settings, clock: Clock | None = None, **overrides: An
     clock = clock or SystemClock()
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        engine = create_engine(settings.require_database_url(), pool_size=5)
+        engine = create_engine(settings.require_database_url(), pool_size=DB_POOL_SIZE)
         relay = create_queue_client(settings)
         http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=3.0))
         ctx.update(engine=engine, sessions=create_sessionmaker(engine), settings=settings, clock=clock,
+                   outbound=asyncio.Semaphore(OUTBOUND_SLOTS),
                    relay=relay, http=http, channels=Channels(http=http, redis=relay, settings=settings))
 
         ctx["loops"] = [asyncio.create_task(loop(ctx), name=loop.__name__)

@@ -10,6 +10,7 @@ delivered again (`duplicates_dropped` counts them).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -42,6 +43,7 @@ class FakeWeCom:
     http_403: bool = False
     rate_limited: bool = False
     busy: int = 0
+    answer_after_seconds: float = 0.0  # a WeCom that hangs before answering message/send
     tokens: dict[str, float] = field(default_factory=dict)  # token → expires at
     messages: list[dict[str, Any]] = field(default_factory=list)
     robot_messages: list[dict[str, Any]] = field(default_factory=list)
@@ -84,6 +86,8 @@ class FakeWeCom:
         return None
 
     async def _send(self, request: Request):
+        if self.answer_after_seconds:
+            await asyncio.sleep(self.answer_after_seconds)
         token = request.query_params.get("access_token", "")
         if token not in self.tokens:
             return _error(40014, "invalid access_token")

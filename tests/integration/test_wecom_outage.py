@@ -6,6 +6,7 @@ the fix, and once WeCom accepts again every pending notification must be deliver
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import pytest
@@ -303,6 +304,25 @@ async def test_a_lead_nobody_can_take_mentions_the_manager_in_the_team_group(cli
 
     [message] = await eventually(escalated, within=15)
     assert message["text"]["mentioned_list"] == ["manager"] and "no_claim_permission" in message["text"]["content"]
+
+
+async def test_a_hanging_wecom_does_not_hold_up_assignment(client, make_source, app, db, worker, fake):
+    """Deliveries hold a database connection across the WeCom call; when WeCom hangs they must not take all of
+    them: leads keep being assigned at once (R3.2)."""
+    await make_source(key="web")
+    await make_team(app, reps=2, rep_overrides=[{"wecom_userid": "rep0", "capacity": 50},
+                                                {"wecom_userid": "rep1", "capacity": 50}])
+    fake.answer_after_seconds = 4.0  # under the 5 s read timeout: every push is stuck for 4 s
+    await post(client, 0, 12)
+
+    async def assigned(n):
+        return len(await rows(db, Lead, Lead.status == "assigned")) == n
+
+    await eventually(lambda: assigned(12), within=5)
+    await asyncio.sleep(0.7)  # their twelve pushes are now hanging on WeCom
+    await post(client, 12, 4)
+    await eventually(lambda: assigned(16), within=2.5)  # when pushes held every connection: over 3 s
+    fake.answer_after_seconds = 0.0
 
 
 async def test_a_push_retried_past_a_reassignment_reaches_only_the_new_rep(client, make_source, app, fake,
