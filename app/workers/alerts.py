@@ -12,12 +12,14 @@ from app.domain.alerts.delivery import send_alert as send
 from app.domain.alerts.probes import run_probes
 from app.domain.alerts.watch import watch
 from app.workers.loops import run_forever
+from app.workers.notify import outbound_slot
 
 log = structlog.get_logger(__name__)
 
 
 async def send_alert(ctx: dict[str, Any], outbox_id: str) -> str:
-    async with ctx["outbound"], unit_of_work(ctx["sessions"]) as session:  # see deliver_notification
+    # its own slots: an alert about a hanging platform must not queue behind the pushes hanging on it
+    async with outbound_slot(ctx["alert_outbound"]), unit_of_work(ctx["sessions"]) as session:
         return await send(session, uuid.UUID(outbox_id), ctx["clock"].now(), ctx["channels"])
 
 

@@ -32,9 +32,11 @@ log = structlog.get_logger(__name__)
 
 FUNCTIONS = [assign_lead, deliver_notification, send_alert]
 DB_POOL_SIZE = 5  # and as many again as overflow: 10 connections per worker process
-# Jobs that call WeCom / DingTalk inside their transaction; the other 6+ connections stay for assignment,
-# the outbox relay and the loops however slowly the platforms answer.
+# Jobs that call WeCom / DingTalk inside their transaction: deliveries and alert posts each have their own
+# slots; the other 4+ connections stay for assignment, the outbox relay and the loops however slowly the
+# platforms answer. A job finding no free slot is retried by arq shortly (it does not wait in a job slot).
 OUTBOUND_SLOTS = 4
+ALERT_SLOTS = 2
 
 
 class ResilientWorker(Worker):
@@ -125,7 +127,7 @@ def build_worker(settings: Settings, clock: Clock | None = None, **overrides: An
         relay = create_queue_client(settings)
         http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=3.0))
         ctx.update(engine=engine, sessions=create_sessionmaker(engine), settings=settings, clock=clock,
-                   outbound=asyncio.Semaphore(OUTBOUND_SLOTS),
+                   outbound=asyncio.Semaphore(OUTBOUND_SLOTS), alert_outbound=asyncio.Semaphore(ALERT_SLOTS),
                    relay=relay, http=http, channels=Channels(http=http, redis=relay, settings=settings))
 
         ctx["loops"] = [asyncio.create_task(loop(ctx), name=loop.__name__)

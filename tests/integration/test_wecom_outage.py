@@ -313,15 +313,16 @@ async def test_a_hanging_wecom_does_not_hold_up_assignment(client, make_source, 
     await make_team(app, reps=2, rep_overrides=[{"wecom_userid": "rep0", "capacity": 50},
                                                 {"wecom_userid": "rep1", "capacity": 50}])
     fake.answer_after_seconds = 4.0  # under the 5 s read timeout: every push is stuck for 4 s
-    await post(client, 0, 12)
+    await post(client, 0, 30)  # more pushes than the worker's 20 job slots, too
 
     async def assigned(n):
         return len(await rows(db, Lead, Lead.status == "assigned")) == n
 
-    await eventually(lambda: assigned(12), within=5)
-    await asyncio.sleep(0.7)  # their twelve pushes are now hanging on WeCom
-    await post(client, 12, 4)
-    await eventually(lambda: assigned(16), within=2.5)  # when pushes held every connection: over 3 s
+    await eventually(lambda: assigned(30), within=8)
+    await asyncio.sleep(0.7)  # their thirty pushes are now hanging on WeCom, or waiting for a slot
+    await post(client, 30, 4)
+    # when pushes held every connection: over 3 s; when the waiting ones held every job slot: over 10 s
+    await eventually(lambda: assigned(34), within=2.5)
     fake.answer_after_seconds = 0.0
 
 
