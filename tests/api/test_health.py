@@ -105,7 +105,7 @@ async def test_a_worker_of_another_deployment_on_the_same_redis_does_not_make_th
     from arq import create_pool
     from arq.worker import Worker
 
-    from app.queue import arq_redis_settings
+    from app.queue import arq_redis_settings, worker_heartbeat_key
     from app.workers.settings import build_worker
 
     staging = settings.model_copy(update={"queue_name": "staging:queue"})  # LEADFLOW_QUEUE_NAME, shared Redis
@@ -118,6 +118,7 @@ async def test_a_worker_of_another_deployment_on_the_same_redis_does_not_make_th
     monkeypatch.setattr(Worker, "_poll_iteration", polled)
     try:
         await other._poll_iteration()  # staging's worker beats
+        assert await other._pool.get(worker_heartbeat_key("staging:queue")) is not None  # it did beat
     finally:
         await other._pool.aclose()
     assert "worker" in (await client.get("/readyz")).json()["down"]  # ours (settings.queue_name) has none

@@ -161,15 +161,17 @@ async def test_reconciliation_counts_a_replayed_lead_in_the_period_the_form_sent
     assert ok.status_code == 201 and bad.status_code == 422
     async with db.begin() as conn:  # both were sent yesterday
         await conn.execute(text("UPDATE submissions SET received_at = received_at - interval '1 day'"))
+    too_soon = await client.post(f"/v1/submissions/{bad.json()['submission_id']}/replay", headers=admin)
+    assert too_soon.status_code == 422  # replayed before the fix: rejected again, a replay of the original
     await client.patch("/v1/sources/expo", headers=admin, json={"field_mapping": {"联系电话": "phone"}})
-    replayed = await client.post(f"/v1/submissions/{bad.json()['submission_id']}/replay", headers=admin)
-    assert replayed.status_code == 201  # today
+    replayed = await client.post(f"/v1/submissions/{too_soon.json()['submission_id']}/replay", headers=admin)
+    assert replayed.status_code == 201  # today, a replay of the failed replay
     now = datetime.now(UTC)
     yesterday = {"period_start": (now - timedelta(days=2)).isoformat(), "period_end": (now - timedelta(hours=1))
                  .isoformat(), "count": 2}
     today = {"period_start": (now - timedelta(hours=1)).isoformat(), "period_end": now.isoformat(), "count": 0}
     assert (await client.post("/v1/sources/expo/reported-counts", headers=admin, json=yesterday)).json()[
-        "received"] == 2  # the replayed lead counts when the form sent it
+        "received"] == 2  # the replayed lead counts when the form sent it, however many replays it took
     assert (await client.post("/v1/sources/expo/reported-counts", headers=admin, json=today)).json()[
         "received"] == 0  # not again on the day of the replay
     naive = await client.post("/v1/sources/expo/reported-counts", headers=admin,

@@ -8,36 +8,35 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from app.domain.alerts.models import ReportedCount
 from app.domain.alerts.service import raise_alert, resolve_alert
 from app.domain.errors import FieldError, InvalidInput
-from app.domain.intake.models import Submission
 from app.domain.leads.models import Lead
 from app.domain.outbox.relay import backlog
 from app.domain.sources.service import get_source
 from app.domain.sources.status import source_statuses
 from app.settings import Settings
 
+RECEIVED_FROM_FORM = text("""
+WITH RECURSIVE chain (id, outcome) AS (
+    SELECT id, outcome FROM submissions
+    WHERE source_id = :source AND replay_of_id IS NULL AND received_at >= :start AND received_at < :end
+      AND NOT headers ? 'x-import-file'
+    UNION ALL
+    SELECT replay.id, replay.outcome FROM submissions replay JOIN chain ON replay.replay_of_id = chain.id
+)
+SELECT count(*) FROM chain WHERE outcome IN ('accepted', 'merged')
+""")
+
 
 async def received_from_form(session: AsyncSession, source_id: Any, start: datetime, end: datetime) -> int:
     """Leads taken from what the form sent in [start, end): counted by when the form sent them.
 
-    A submission rejected then replayed (after a mapping fix) counts in the period it was sent, not the day
-    of the replay; imported rows were never sent by the form and do not count.
+    A submission rejected then replayed (after a mapping fix; a failed replay replayed again) counts in the
+    period the form sent the original, not the day of a replay; imported rows were never sent by the form.
     """
-    live = await session.scalar(select(func.count()).select_from(Submission).where(
-        Submission.source_id == source_id, Submission.outcome.in_(("accepted", "merged")),
-        Submission.received_at >= start, Submission.received_at < end, Submission.replay_of_id.is_(None),
-        ~Submission.headers.has_key("x-import-file")))
-    replay = aliased(Submission)
-    replayed = await session.scalar(select(func.count()).select_from(Submission).join(
-        replay, replay.id == Submission.replayed_by_id).where(
-        Submission.source_id == source_id, Submission.outcome == "rejected",
-        Submission.received_at >= start, Submission.received_at < end,
-        replay.outcome.in_(("accepted", "merged")), ~Submission.headers.has_key("x-import-file")))
-    return int(live or 0) + int(replayed or 0)
+    return int(await session.scalar(RECEIVED_FROM_FORM, {"source": source_id, "start": start, "end": end}) or 0)
 
 
 async def report_count(session: AsyncSession, source_key: str, start: datetime, end: datetime, reported: int,
@@ -54,6 +53,8 @@ async def report_count(session: AsyncSession, source_key: str, start: datetime, 
     session.add(row)
     # One alert per source and period: a good report for another period does not clear this one.
     key = f"intake_gap:{source.key}:{start.astimezone(UTC):%Y%m%dT%H%M}"
+    # before per-period keys: one alert per source, which no report computes any more
+    await resolve_alert(session, f"intake_gap:{source.key}", now, "replaced by per-period alerts")
     cooldown = timedelta(seconds=settings.alert_cooldown_seconds)
     if abs(gap) > settings.reconcile_gap_threshold:
         tz = settings.tz
