@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
@@ -96,7 +96,10 @@ class FakeWeCom:
         refusal = self._refusal()
         if refusal is not None:
             return refusal
-        body = json.loads(await request.body())
+        try:
+            body = json.loads(await request.body())
+        except ClientDisconnect:  # the caller died mid-request (chaos kills workers): nothing was sent
+            return PlainTextResponse("", status_code=499)
         if body.get("agentid") != self.agent_id:
             return _error(40056, "invalid agentid")
         content = json.dumps(body.get(body.get("msgtype", ""), {}), ensure_ascii=False).encode()
