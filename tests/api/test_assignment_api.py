@@ -421,3 +421,35 @@ async def test_after_a_hand_out_and_a_return_one_chain_of_rounds_runs_not_two(cl
         queued = await session.scalar(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.job == "assign_lead", OutboxMessage.processed_at.is_(None)))
     assert lead.assignment_attempts == 2 and queued == 1  # the retry queued before the hand-out did not run too
+
+
+async def test_a_round_held_by_the_relay_during_a_return_does_not_give_the_lead_back(client, app, db, make_source,
+                                                                                     settings, clock):
+    """The sweep locks due rows while it hands them to Redis; a hand-out and a return at that moment could not
+    retire such a round, which then ran without the returning rep excluded and gave the lead back to them."""
+    from sqlalchemy import text
+
+    await make_source(key="web")
+    team = await make_team(app, reps=2, rule={"strategy": "least_loaded"},
+                           rep_overrides=[{"on_duty": False}, {"on_duty": False}])
+    [number, other] = await post_leads(client, 2)
+    await drain(app, settings, clock)  # both fail: retries (no one excluded) are queued
+    manager = bearer(team.tokens["manager"])
+    for rep in team.reps:
+        await client.patch(f"/v1/teams/{team.id}/members/{rep.id}", headers=manager, json={"on_duty": True})
+    clock.advance(seconds=1)  # the return's round is written after the queued retries (and runs after them)
+    async with db.connect() as conn:  # the relay holds the queued retries during the hand-outs and the return
+        relay = await conn.begin()
+        await conn.execute(text("SELECT id FROM outbox WHERE job = 'assign_lead' AND processed_at IS NULL "
+                                "FOR UPDATE"))
+        for lead_number, rep in ((number, team.reps[0]), (other, team.reps[1])):  # rep1 now has more pending
+            await client.post(f"/v1/leads/{lead_number}/transfer", headers=manager,
+                              json={"to_user_id": str(rep.id)})
+        returned = await client.post(f"/v1/leads/{number}/return", headers=bearer(team.tokens["rep0"]),
+                                     json={"reason": "不是我的区域"})
+        await relay.commit()
+    assert returned.status_code == 200
+    clock.advance(seconds=settings.assignment_retry_seconds)
+    await drain(app, settings, clock)  # the old retry (least loaded alone would pick rep0) and the return's round
+    lead = (await client.get(f"/v1/leads/{number}", headers=manager)).json()
+    assert (lead["status"], lead["assignee_id"]) == ("assigned", str(team.reps[1].id))

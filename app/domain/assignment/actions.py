@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
@@ -96,8 +96,8 @@ async def transfer_lead(
     lead.matched_at, lead.pushed_at = now, None  # match→push is timed per assignee
     if handing_out:
         lead.assignment_attempts = 0
+        lead.assignment_generation += 1  # rounds queued before this hand-out do nothing now
         await resolve_tickets(session, lead.id, now, "handed_out")
-        await _retire_queued_rounds(session, lead.id, now)
     audit.record(session, lead_id=lead.id, action="transfer", result="success", at=now, actor=str(principal.user_id),
                  detail={"from_user_id": str(previous), "to_user_id": str(to_user_id)})
     await owe_notification(session, lead.id, to_user_id, "lead_assigned", now, {"lead_id": lead.lead_number},
@@ -118,9 +118,10 @@ async def return_lead(session: AsyncSession, principal: Principal, lead_number: 
     lead.updated_at = now
     audit.record(session, lead_id=lead.id, action="return", result="success", at=now, reason=reason[:200],
                  actor=str(principal.user_id), detail={"from_user_id": str(previous)})
-    await _retire_queued_rounds(session, lead.id, now)  # one chain of rounds: this return's
-    session.add(OutboxMessage(job="assign_lead", payload=assignment_payload(lead.id, frozenset({previous})),
-                              lead_id=lead.id, created_at=now))
+    lead.assignment_generation += 1  # one chain of rounds: this return's (queued older ones do nothing)
+    session.add(OutboxMessage(job="assign_lead", lead_id=lead.id, created_at=now,
+                              payload=assignment_payload(lead.id, frozenset({previous}),
+                                                         lead.assignment_generation)))
     return lead
 
 
@@ -142,20 +143,6 @@ async def close_lead(session: AsyncSession, principal: Principal, lead_number: s
                  detail={"outcome": outcome, "previous_status": previous, "assignee_id": _str(lead.assignee_id)})
     await resolve_tickets(session, lead.id, now, outcome)
     return lead
-
-
-async def _retire_queued_rounds(session: AsyncSession, lead_id: uuid.UUID, now: datetime) -> None:
-    """Rounds queued for this lead before a person decided (a retry, a window wait) are done with: otherwise
-    they run beside the new ones, counting failures twice and excluding different reps.
-
-    SKIP LOCKED: a round a worker is running right now holds its row and waits for this lead; it will see the
-    lead as this transaction leaves it.
-    """
-    queued = (select(OutboxMessage.id)
-              .where(OutboxMessage.job == "assign_lead", OutboxMessage.lead_id == lead_id,
-                     OutboxMessage.processed_at.is_(None))
-              .with_for_update(skip_locked=True).scalar_subquery())
-    await session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(queued)).values(processed_at=now))
 
 
 def _str(value: object) -> str | None:

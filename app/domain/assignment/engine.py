@@ -36,6 +36,7 @@ class Outcome:
     result: str  # assigned | waiting_window | retry | failed | not_assignable
     retry_at: datetime | None = None
     exclude: frozenset[uuid.UUID] = frozenset()  # carried into the next round (returned / overdue rep)
+    generation: int | None = None  # the lead's assignment generation, carried into the next round
     assignee_id: uuid.UUID | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -80,7 +81,7 @@ async def load_candidates(
 async def assign_lead(
     session: AsyncSession, lead_id: uuid.UUID, now: datetime, settings: Settings,
     exclude: frozenset[uuid.UUID] = frozenset(), action: str = "assign", already_waiting: bool = False,
-    take_back: bool = False,
+    take_back: bool = False, generation: int | None = None,
 ) -> Outcome:
     """One assignment round for one lead, inside the caller's transaction. Never reports "assigning".
 
@@ -92,6 +93,9 @@ async def assign_lead(
     taking_back = take_back and lead is not None and lead.status == "assigned" and lead.assignee_id in exclude
     if lead is None or (lead.status not in ASSIGNABLE_STATUSES and not taking_back):
         return Outcome("not_assignable", detail={"status": lead.status if lead else None})
+    if generation is not None and generation != lead.assignment_generation:
+        # queued before a return or a hand-out started a new generation: that one's rounds decide now
+        return Outcome("not_assignable", detail={"superseded_generation": generation})
     # Shared with other rounds, exclusive with a rule change (rules.py): a round never decides on a rule an
     # edit is replacing, so the edit's recheck of waiting leads sees every wait decided on the old rule.
     await session.execute(RULES_SHARED_LOCK)
@@ -111,7 +115,8 @@ async def assign_lead(
                                                           "previous_assignee_id": _str(lead.assignee_id)})
         lead.status, lead.updated_at, lead.team_id = "awaiting_assignment", now, rule.team_id
         lead.assignee_id, lead.claim_due_at = None, None  # an overdue rep loses it now, not at opening
-        return Outcome("waiting_window", retry_at=opens, exclude=exclude, detail={"opens_at": opens.isoformat()})
+        return Outcome("waiting_window", retry_at=opens, exclude=exclude, generation=lead.assignment_generation,
+                       detail={"opens_at": opens.isoformat()})
     candidates = await load_candidates(session, rule.team_id, settings.default_capacity, lock=True)
     chosen, skipped = choose(candidates, rule.strategy, exclude)
     if chosen is None:
@@ -178,7 +183,8 @@ async def _failed_round(
                      detail=snapshot)
         return Outcome("failed", detail=snapshot)
     lead.status = "awaiting_assignment"
-    return Outcome("retry", retry_at=now + timedelta(seconds=settings.assignment_retry_seconds), detail=snapshot)
+    return Outcome("retry", retry_at=now + timedelta(seconds=settings.assignment_retry_seconds), detail=snapshot,
+                   generation=lead.assignment_generation)
 
 
 def _str(value: Any) -> str | None:

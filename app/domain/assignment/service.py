@@ -35,7 +35,8 @@ async def handle_assignment_request(
     exclude = frozenset(uuid.UUID(u) for u in row.payload.get("exclude", []))
     outcome = await assign_lead(session, row.lead_id, now, settings, exclude=exclude,
                                 action="reassign" if exclude else "assign",
-                                already_waiting=row.payload.get("waits_for") == "window")
+                                already_waiting=row.payload.get("waits_for") == "window",
+                                generation=row.payload.get("generation"))
     ASSIGNMENT_ROUNDS.labels(outcome.result).inc()
     schedule_next_round(session, row.lead_id, outcome, now)
     return outcome.result
@@ -45,7 +46,7 @@ def schedule_next_round(session: AsyncSession, lead_id: uuid.UUID, outcome: Outc
     """The round to come, when this one said when (a closed window, a retry): a durable outbox row."""
     if outcome.retry_at is None:
         return
-    payload = assignment_payload(lead_id, outcome.exclude)
+    payload = assignment_payload(lead_id, outcome.exclude, outcome.generation)
     if outcome.result == "waiting_window":
         payload["waits_for"] = "window"  # a rule change moves it up (recheck_waiting_leads)
     session.add(OutboxMessage(job="assign_lead", payload=payload, lead_id=lead_id, created_at=now,
@@ -67,9 +68,13 @@ async def recheck_waiting_leads(session: AsyncSession, now: datetime) -> int:
     return result.rowcount
 
 
-def assignment_payload(lead_id: uuid.UUID, exclude: frozenset[uuid.UUID] = frozenset()) -> dict:
-    """An `assign_lead` outbox payload; `exclude` names reps who must not get the lead back this time."""
+def assignment_payload(lead_id: uuid.UUID, exclude: frozenset[uuid.UUID] = frozenset(),
+                       generation: int | None = None) -> dict:
+    """An `assign_lead` outbox payload; `exclude` names reps who must not get the lead back this time;
+    `generation` is the lead's assignment generation the round belongs to (None: whatever is current)."""
     payload: dict = {"lead_id": str(lead_id)}
     if exclude:
         payload["exclude"] = sorted(str(u) for u in exclude)
+    if generation is not None:
+        payload["generation"] = generation
     return payload

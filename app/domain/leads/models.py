@@ -58,6 +58,8 @@ class Lead(Base):
     team_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("teams.id"))
     rule_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("assignment_rules.id"))
     assignment_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    # bumped by a return or a hand-out: queued rounds of an older generation do nothing (migration 0009)
+    assignment_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     claim_due_at: Mapped[datetime | None]
     triggered_at: Mapped[datetime | None]
     matched_at: Mapped[datetime | None]
