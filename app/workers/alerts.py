@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import structlog
+from redis.exceptions import RedisError
 
 from app.db import unit_of_work
 from app.domain.alerts.delivery import send_alert as send
@@ -36,10 +37,27 @@ async def probe_forever(ctx: dict[str, Any]) -> None:
 
 async def watch_forever(ctx: dict[str, Any]) -> None:
     """R3.5: threshold alerts every LEADFLOW_WATCH_INTERVAL_SECONDS."""
-    settings = ctx["settings"]
 
     async def one_pass() -> None:
-        async with unit_of_work(ctx["sessions"]) as session:
-            await watch(session, ctx["clock"].now(), settings)
+        await watch_once(ctx)
 
-    await run_forever("watch", one_pass, settings.watch_interval_seconds)
+    await run_forever("watch", one_pass, ctx["settings"].watch_interval_seconds)
+
+
+async def watch_once(ctx: dict[str, Any]) -> bool:
+    """One watch pass, unless another worker made one this interval (every worker loops; one pass counts).
+
+    The claim is a Redis key that expires with the interval (per queue name: deployments sharing a Redis
+    each watch). With Redis down the pass runs anyway: a doubled pass beats none.
+    """
+    settings = ctx["settings"]
+    try:
+        first = await ctx["relay"].set(f"{settings.queue_name}:watch-pass", "1", nx=True,
+                                       px=max(1, int(settings.watch_interval_seconds * 900)))
+    except (RedisError, OSError):
+        first = True
+    if not first:
+        return False
+    async with unit_of_work(ctx["sessions"]) as session:
+        await watch(session, ctx["clock"].now(), settings)
+    return True

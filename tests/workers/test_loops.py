@@ -58,3 +58,22 @@ async def test_shutdown_does_not_wait_forever_for_a_loop_that_ignores_cancellati
     assert "worker_loops_did_not_stop" in capsys.readouterr().err
     released.set()
     await task
+
+
+async def test_one_watch_pass_per_interval_however_many_workers_loop(app, client, admin, settings, make_source, db):
+    """Every worker runs the watch loop; the advisory lock only kept passes from overlapping, so N workers
+    made N passes an interval (alert occurrences counted N times, the 24 h queries run N times)."""
+    from sqlalchemy import text
+
+    from app.domain.clock import SystemClock
+    from app.workers.alerts import watch_once
+
+    await make_source(key="web")
+    await client.post("/v1/intake/web", json={"name": "甲", "phone": "13600000001"})
+    async with db.begin() as conn:
+        await conn.execute(text("UPDATE leads SET status = 'assignment_failed'"))
+    workers = [{"sessions": app.state.sessions, "clock": SystemClock(), "settings": settings,
+                "relay": app.state.redis} for _ in range(3)]
+    assert [await watch_once(ctx) for ctx in workers] == [True, False, False]
+    [alert] = (await client.get("/v1/alerts?status=firing", headers=admin)).json()
+    assert alert["key"] == "assignment_failed" and alert["occurrences"] == 1
